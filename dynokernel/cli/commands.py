@@ -1,0 +1,422 @@
+"""The `dyno` commands. Each is a pair: flags (spec) and action (run)."""
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import signal
+import sys
+from pathlib import Path
+
+from ..paths import HomeFiles, dyno_home
+from ..platform.app import App
+from ..platform.client import Client
+from ..platform.endpoint import resolve_endpoint, running_manifold, start_manifold
+from ..platform.errors import PlatformError
+from ..platform.rendezvous import connect
+from . import format as fmt
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _client(args) -> Client:
+    return Client(resolve_endpoint(getattr(args, "remote", None)))
+
+
+def _app(args, create: bool = False) -> App:
+    return App(args.app, client=_client(args), create=create)
+
+
+def heroku_join(words: list[str]) -> str:
+    """Arguments joined as `heroku run` joins them: one verbatim, several quoted if needed."""
+    if len(words) == 1:
+        return words[0]
+    return " ".join(f'"{w.replace(chr(34), chr(92) + chr(34))}"' if (" " in w or '"' in w) else w for w in words)
+
+
+def parse_env(text: str | None) -> dict[str, str]:
+    """`--env "A=1;B=2"`."""
+    env: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(";"))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise PlatformError(f"Invalid --env {item!r}: expected NAME=value, separated by ';'")
+        env[key.strip()] = value
+    return env
+
+
+def _command_words(args) -> str:
+    words = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not words or not "".join(words).strip():
+        raise PlatformError("Usage: dyno run COMMAND (a command to run is required)")
+    return heroku_join(words)
+
+
+def _run_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-e", "--env", help='environment variables for the dyno, e.g. "A=1;B=2"')
+    parser.add_argument("-s", "--size", help="dyno size (Basic, Standard-1X, Standard-2X, ...)")
+    parser.add_argument("--type", help="process type to use for the dyno (default: run)")
+    parser.add_argument("--ttl", type=int, help="seconds the dyno may live (max 86400)")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="command to run")
+
+
+# run ----------------------------------------------------------------------------
+def run_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-tty", action="store_true", help="force the command to not run in a tty")
+    parser.add_argument("-x", "--exit-code", action="store_true", help="exit with the dyno's status (the default)")
+    parser.add_argument("--no-exit-code", action="store_true", help="always exit 0, like heroku run without -x")
+    parser.add_argument("--idle-timeout", type=float, help="seconds without input or output before SIGHUP")
+    _run_flags(parser)
+
+
+def run_cmd(args) -> int:
+    command = _command_words(args)
+    app = _app(args, create=True)
+    _deploy_if_needed(app)
+    use_tty = not args.no_tty and sys.stdin.isatty()
+    env = parse_env(args.env)
+    if use_tty and sys.stdout.isatty():
+        size = os.get_terminal_size()
+        env.update(TERM=os.environ.get("TERM", "xterm"), COLUMNS=str(size.columns), LINES=str(size.lines))
+    _err_inline(f"Running {command} on {fmt.app_label(app.name)}... ")
+    run = app.run(command, attach=True, tty=use_tty, env=env, size=args.size, type=args.type,
+                  time_to_live=args.ttl, idle_timeout=args.idle_timeout)
+    sock, early = connect(run.attach_url, app.client.endpoint.ca_file)
+    _err(f"up, {run.name}")
+    from .terminal import relay
+    status = relay(sock, early, use_tty)
+    if args.no_exit_code:
+        return 0
+    if status is None:
+        _err(" \u203a   Error: No exit code returned (the connection to the dyno closed)")
+        return 1
+    if status:
+        _err(f" \u203a   Error: Process exited with code {status}")
+    return status
+
+
+def _err_inline(text: str) -> None:
+    print(text, end="", file=sys.stderr, flush=True)
+
+
+def _deploy_if_needed(app: App) -> None:
+    if app.info().get("released_at"):
+        return
+    _err_inline(f"Deploying {fmt.app_label(app.name)} from {app.directory or app.cwd}... ")
+    build = app.deploy()
+    _err(f"done, v{build['release']['version']}")
+    for warning in build.get("warnings", []):
+        _err(f" \u203a   Warning: {warning}")
+
+
+def detached_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-t", "--tail", action="store_true", help="continually stream logs")
+    _run_flags(parser)
+
+
+def detached_cmd(args) -> int:
+    command = _command_words(args)
+    app = _app(args, create=True)
+    _deploy_if_needed(app)
+    _err_inline(f"Running {command} on {fmt.app_label(app.name)}... ")
+    run = app.run(command, attach=False, env=parse_env(args.env), size=args.size, type=args.type,
+                  time_to_live=args.ttl)
+    _err(f"done, {run.name}")
+    if args.tail:
+        for line in app.logs(lines=100, dyno=run.name, tail=True):
+            print(line, flush=True)
+        return 0
+    print(f"Run dyno logs --app {app.name} --dyno {run.name} to view the output.")
+    return 0
+
+
+# ps -----------------------------------------------------------------------------
+def ps_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="display as json")
+    parser.add_argument("types", nargs="*", help="only these process types")
+
+
+def ps_cmd(args) -> int:
+    app = _app(args)
+    dynos = app.ps()
+    if args.types:
+        dynos = [d for d in dynos if d["type"] in args.types]
+    print(fmt.as_json(dynos) if args.json else fmt.ps_text(app.name, dynos))
+    return 0
+
+
+def stop_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-d", "--dyno-name", help="name of the dyno to stop")
+    parser.add_argument("-p", "--process-type", help="stop every dyno of this process type")
+    parser.add_argument("dyno", nargs="?", help="name of the dyno to stop (deprecated: use -d)")
+
+
+def stop_cmd(args) -> int:
+    app = _app(args)
+    name = args.dyno_name or args.dyno
+    if args.process_type and name:
+        raise PlatformError("Use either --dyno-name or --process-type, not both")
+    if args.process_type:
+        _err_inline(f"Stopping {args.process_type} dynos on {fmt.app_label(app.name)}... ")
+        app.stop_type(args.process_type)
+    elif name:
+        if "." not in name:
+            _err_inline(f"Stopping {name} dynos on {fmt.app_label(app.name)}... ")
+            app.stop_type(name)
+        else:
+            _err_inline(f"Stopping dyno {name} on {fmt.app_label(app.name)}... ")
+            app.stop(name)
+    else:
+        raise PlatformError("Please specify a process type or dyno name to stop (-p TYPE or -d NAME)")
+    _err("done")
+    return 0
+
+
+# logs ---------------------------------------------------------------------------
+def logs_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-n", "--num", type=int, default=100, help="number of lines to display (default 100)")
+    parser.add_argument("-t", "--tail", action="store_true", help="continually stream logs")
+    parser.add_argument("-d", "--dyno-name", "--dyno", dest="dyno", help="only show output from this dyno")
+    parser.add_argument("-p", "--process-type", help="only show output from this process type (or dyno)")
+    parser.add_argument("-s", "--source", help="only show output from this source (app or heroku)")
+
+
+def logs_cmd(args) -> int:
+    if args.num < 0:
+        raise PlatformError("--num must be zero or more")
+    app = _app(args)
+    for line in app.logs(lines=args.num, dyno=args.dyno or args.process_type, source=args.source,
+                         tail=args.tail):
+        print(line, flush=args.tail)
+    return 0
+
+
+# apps, deploy, releases -----------------------------------------------------------
+def apps_cmd(args) -> int:
+    apps = _client(args).request("GET", "/apps")
+    if args.json:
+        print(fmt.as_json(apps))
+    elif not apps:
+        print("You have no apps.")
+    else:
+        print("=== Apps\n\n" + "\n".join(a["name"] for a in apps))
+    return 0
+
+
+def apps_create_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", help="name of the app (default: the directory's name)")
+    parser.add_argument("--dir", default=".", help="directory to link to the app (default: the current one)")
+
+
+def apps_create_cmd(args) -> int:
+    directory = Path(args.dir).resolve()
+    if not directory.is_dir():
+        raise PlatformError(f"{args.dir} is not a directory")
+    from ..platform import links
+    name = args.name or links.app_name_for(directory)
+    _err_inline(f"Creating {fmt.app_label(name)}... ")
+    app = App(name, client=_client(args), cwd=directory)
+    app.create(name, directory)
+    _err("done")
+    print(f"Linked {directory} to {name}")
+    return 0
+
+
+def apps_info_cmd(args) -> int:
+    app = _app(args)
+    info = app.info()
+    print(fmt.as_json(info) if args.json else fmt.info_text(info, app.ps()))
+    return 0
+
+
+def apps_update_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--idle-timeout", type=float, required=True,
+                        help="seconds an attached dyno may be idle before it gets SIGHUP")
+
+
+def apps_update_cmd(args) -> int:
+    app = _app(args)
+    app.client.request("PATCH", app.path, {"idle_timeout": args.idle_timeout})
+    _err(f"Updated {fmt.app_label(app.name)}: idle timeout {args.idle_timeout:g} s")
+    return 0
+
+
+def apps_destroy_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", help="app to destroy")
+    parser.add_argument("-c", "--confirm", help="the app's name, to confirm")
+
+
+def apps_destroy_cmd(args) -> int:
+    name = args.app or args.name
+    if not name:
+        raise PlatformError("Specify the app to destroy with -a APP")
+    if args.confirm != name:
+        if not sys.stdin.isatty():
+            raise PlatformError(f"Confirmation needed: re-run with --confirm {name}")
+        _err(f" \u203a   Warning: This will destroy {fmt.app_label(name)} and all its dynos and logs.")
+        if input(f" \u203a   To proceed, type {name} or re-run this command with --confirm {name}\n\n> ") != name:
+            raise PlatformError(f"Confirmation did not match {name}. Aborted.")
+    client = _client(args)
+    _err_inline(f"Destroying {fmt.app_label(name)} (including all add-ons)... ")
+    client.request("DELETE", f"/apps/{name}")
+    _err("done")
+    return 0
+
+
+def deploy_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", help="directory to build from (default: the app's linked directory)")
+
+
+def deploy_cmd(args) -> int:
+    app = _app(args, create=True)
+    source = Path(args.dir).resolve() if args.dir else (app.directory or app.cwd)
+    _err_inline(f"Deploying {fmt.app_label(app.name)} from {source}... ")
+    build = app.deploy(source)
+    _err(f"done, v{build['release']['version']}")
+    for warning in build.get("warnings", []):
+        _err(f" \u203a   Warning: {warning}")
+    types = build.get("process_types") or {}
+    if types:
+        print("Process types: " + ", ".join(sorted(types)))
+    return 0
+
+
+def releases_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-n", "--num", type=int, default=15, help="number of releases to show")
+    parser.add_argument("--json", action="store_true", help="output in json format")
+
+
+def releases_cmd(args) -> int:
+    app = _app(args)
+    releases = sorted(app.releases(), key=lambda r: -r["version"])[:args.num]
+    print(fmt.as_json(releases) if args.json else fmt.releases_text(app.name, releases))
+    return 0
+
+
+# config -------------------------------------------------------------------------
+def config_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="output config vars in json format")
+    parser.add_argument("-s", "--shell", action="store_true", help="output config vars in shell format")
+
+
+def config_cmd(args) -> int:
+    app = _app(args)
+    config = app.config()
+    if args.json:
+        print(fmt.as_json(config))
+    elif args.shell:
+        print(fmt.shell_quote_config(config))
+    else:
+        print(fmt.config_text(app.name, config))
+    return 0
+
+
+def config_get_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("key", help="config var name")
+
+
+def config_get_cmd(args) -> int:
+    print(_app(args).config().get(args.key, ""))
+    return 0
+
+
+def config_set_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("pairs", nargs="+", metavar="KEY=VALUE")
+
+
+def config_set_cmd(args) -> int:
+    changes = {}
+    for pair in args.pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise PlatformError(f"{pair} is invalid. Must be in the format FOO=bar.")
+        changes[key] = value
+    app = _app(args)
+    _err_inline(f"Setting {', '.join(changes)} and restarting {fmt.app_label(app.name)}... ")
+    config = app.set_config(changes)
+    _err(f"done, v{app.releases()[-1]['version']}")
+    print(fmt.config_text(app.name, {k: config[k] for k in changes}).split("\n\n", 1)[-1])
+    return 0
+
+
+def config_unset_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("keys", nargs="+", metavar="KEY")
+
+
+def config_unset_cmd(args) -> int:
+    app = _app(args)
+    _err_inline(f"Unsetting {', '.join(args.keys)} and restarting {fmt.app_label(app.name)}... ")
+    app.set_config({key: None for key in args.keys})
+    _err(f"done, v{app.releases()[-1]['version']}")
+    return 0
+
+
+# the manifold -------------------------------------------------------------------
+def manifold_start_cmd(args) -> int:
+    files = HomeFiles(dyno_home())
+    info = running_manifold(files) or start_manifold(files)
+    print(f"Manifold running: pid {info['pid']}, API {info['api_url']}, home {files.home}")
+    return 0
+
+
+def manifold_stop_cmd(args) -> int:
+    files = HomeFiles(dyno_home())
+    info = running_manifold(files)
+    if info is None:
+        print("The manifold is not running.")
+        return 0
+    pid = info["pid"]
+    pidfd = os.pidfd_open(pid)
+    os.kill(pid, signal.SIGTERM)
+    if not select.select([pidfd], [], [], 60)[0]:
+        raise PlatformError(f"The manifold (pid {pid}) did not stop within 60 s")
+    os.close(pidfd)
+    print(f"Manifold stopped (pid {pid}).")
+    return 0
+
+
+def manifold_status_cmd(args) -> int:
+    files = HomeFiles(dyno_home())
+    info = running_manifold(files)
+    if info is None:
+        print(f"The manifold is not running (home {files.home}).")
+        return 3
+    status = Client(resolve_endpoint(autostart=False)).request("GET", "/manifold")
+    print(f"Manifold running: pid {status['pid']}, version {status['version']}\n"
+          f"API:        {status['api_url']}\nRendezvous: port {status['rendezvous_port']}\n"
+          f"Sandbox:    {status['sandbox']}\nDynos up:   {status['running_dynos']}\nHome:       {status['home']}")
+    return 0
+
+
+def _none(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="output in json format")
+
+
+COMMANDS = {
+    "run": (run_spec, run_cmd, True),
+    "run:detached": (detached_spec, detached_cmd, True),
+    "ps": (ps_spec, ps_cmd, True),
+    "ps:stop": (stop_spec, stop_cmd, True),
+    "ps:kill": (stop_spec, stop_cmd, True),
+    "logs": (logs_spec, logs_cmd, True),
+    "apps": (_json_flag, apps_cmd, True),
+    "apps:create": (apps_create_spec, apps_create_cmd, True),
+    "apps:info": (_json_flag, apps_info_cmd, True),
+    "apps:update": (apps_update_spec, apps_update_cmd, True),
+    "apps:destroy": (apps_destroy_spec, apps_destroy_cmd, True),
+    "deploy": (deploy_spec, deploy_cmd, True),
+    "releases": (releases_spec, releases_cmd, True),
+    "config": (config_spec, config_cmd, True),
+    "config:get": (config_get_spec, config_get_cmd, True),
+    "config:set": (config_set_spec, config_set_cmd, True),
+    "config:unset": (config_unset_spec, config_unset_cmd, True),
+    "manifold:start": (_none, manifold_start_cmd, False),
+    "manifold:stop": (_none, manifold_stop_cmd, False),
+    "manifold:status": (_none, manifold_status_cmd, False),
+}
