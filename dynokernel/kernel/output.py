@@ -482,6 +482,11 @@ class Batcher:
             self.flush()
 
     @property
+    def last_feed(self) -> float:
+        """When output last came (``clock`` time; -inf before any)."""
+        return self._last_feed
+
+    @property
     def quiet_for(self) -> float:
         """Seconds since output last came."""
         return self._clock() - self._last_feed

@@ -91,7 +91,7 @@ class ReplProfile:
     display_name: str
     command: str                 # shell command run in the dyno (``sh -c``), after the headless prefix
     ready: str                   # regex of the REPL's first prompt (bytes are matched, as latin-1)
-    init: str                    # REPL source run once; ``{token}`` and ``{nonce}`` are filled in
+    init: str                    # REPL source run once; ``@TOKEN@`` and ``@NONCE@`` are filled in
     boot: str                    # one REPL statement running base64 ``{chunks}`` of ``init``
     cell: str                    # one REPL statement running a cell: ``{nonce}``, ``{stdin}``, ``{chunks}``
     complete: str                # a REPL statement listing completions: ``{nonce}``, ``{b64}``
@@ -123,7 +123,7 @@ class ReplProfile:
 
     def init_lines(self, token: str, nonce: str) -> str:
         """What to send once the REPL shows its first prompt."""
-        source = self.init.replace("{token}", token).replace("{nonce}", nonce)
+        source = self.init.replace("@TOKEN@", token).replace("@NONCE@", nonce)
         return self._wrap(self.boot, _b64(source), chunk=self.boot_chunk or self.chunk) + "\n"
 
     # -- cells -------------------------------------------------------------------------------
@@ -275,9 +275,10 @@ set +o history +o histexpand 2>/dev/null; unset HISTFILE
 stty -echo 2>/dev/null
 bind 'set enable-bracketed-paste off' 2>/dev/null
 IGNOREEOF=10
+export -n PS1 2>/dev/null
 exec {__dk_null}</dev/null
-__dk_tok={token}
-__dk_nonce={nonce}
+__dk_tok=@TOKEN@
+__dk_nonce=@NONCE@
 __dk_fd=0
 __dk_pre() {
   __dk_nonce=$1
@@ -336,7 +337,7 @@ __dk_complete() {
   fi
   builtin printf '<dk-completions>%s</dk-completions>\n' "$( ((${#__dk_m[@]})) && builtin printf '%s\n' "${__dk_m[@]}" | LC_ALL=C sort -u | command base64 -w0)"
 }
-__dk_pre {nonce} 1 ''
+__dk_pre @NONCE@ 1 ''
 PROMPT_COMMAND=__dk_post
 """
 
@@ -427,12 +428,17 @@ def __dk_setup(token, nonce):
             tb = e.__traceback__
             while tb is not None and tb.tb_frame.f_code.co_filename != name:
                 tb = tb.tb_next
+            e = e.with_traceback(tb)
             sys.last_type, sys.last_value, sys.last_traceback = type(e), e, tb
             try:
                 sys.stdout.flush()
             except Exception:
                 pass
-            sys.excepthook(type(e), e, tb)
+            if sys.excepthook is sys.__excepthook__:
+                import traceback
+                traceback.print_exception(type(e), e, tb)
+            else:
+                sys.excepthook(type(e), e, tb)
 
         def _stdin_to_devnull(self):
             saved = os.dup(0)
@@ -507,7 +513,7 @@ def __dk_setup(token, nonce):
     getpass.getpass = dk_getpass
     dk.quiet_tty()
 
-__dk_setup("{token}", "{nonce}")
+__dk_setup("@TOKEN@", "@NONCE@")
 del __dk_setup
 '''
 
@@ -531,8 +537,8 @@ PYTHON = ReplProfile(
 _RUBY_INIT = r"""
 require "io/console" rescue nil
 module DK__
-  @token = "{token}"
-  @nonce = "{nonce}"
+  @token = "@TOKEN@"
+  @nonce = "@NONCE@"
   @status = 0
   @ename = ""
   @stdin = true
@@ -558,6 +564,9 @@ module DK__
       rescue Exception => e
         @status = 1
         @ename = e.class.name.to_s
+        if (bt = e.backtrace)
+          e.set_backtrace(bt.take_while { |line| !line.include?("(dynokernel)") }) rescue nil
+        end
         raise
       ensure
         $stdin = saved
@@ -661,7 +670,7 @@ IRB = ReplProfile(
     command=f"IRBRC=/dev/null exec irb {_IRB_FLAGS}",
     ready=r"[\w.-]*\([^)\n]*\)[^\n]*?> \Z",
     init=_RUBY_INIT,
-    boot="eval(%w[\n{chunks}\n].join.unpack1('m').force_encoding('UTF-8'))",
+    boot="eval(%w[\n{chunks}\n].join.unpack1('m').force_encoding('UTF-8'), nil, '(dynokernel)')",
     cell="DK__.run('{nonce}', {stdin}, %w[\n{chunks}\n])",
     complete="DK__.complete('{nonce}', '{b64}')",
     word=r"(?P<word>(?:\$|@{1,2}|::)?[A-Za-z_][\w]*(?:(?:\.|::)[A-Za-z_]\w*[?!]?)*(?:\.|::)?|)\Z",
@@ -678,18 +687,23 @@ RAILS = dataclasses.replace(
 
 # -- node ---------------------------------------------------------------------------------------
 _NODE_START = ("const r=require('repl').start({prompt:'dk-ready> ',useColors:false,terminal:false,"
-               "ignoreUndefined:true});r.context.__dk_repl=r")
+               "ignoreUndefined:true,breakEvalOnSigint:true});r.context.__dk_repl=r")
 
 _NODE_INIT = r"""
 (() => {
   const r = __dk_repl;
   delete r.context.__dk_repl;
   const repl = require('repl');
-  const token = '{token}';
-  let nonce = '{nonce}', status = 0, ename = '', chunks = [];
+  const token = '@TOKEN@';
+  let nonce = '@NONCE@', status = 0, ename = '', chunks = [];
   const prompt = () => `\x1b]5799;${token};p;${nonce};${status};${ename}\x07`;
   const plainEval = r.eval;
+  let running = false;
+  // Ctrl-C while a cell awaits: the REPL's own SIGINT queue rejects the await; idle: ignored.
+  const onSigint = () => { if (running) r.emit('SIGINT'); };
+  const armSigint = () => { process.removeListener('SIGINT', onSigint); process.on('SIGINT', onSigint); };
   r._domain.prependListener('error', (e) => {
+    if (e && e.code === 'ERR_SCRIPT_EXECUTION_INTERRUPTED') e.stack = `${e.name}: ${e.message}`;
     status = 1; ename = (e && e.name) || 'Error'; r.setPrompt(prompt());
   });
   const complete = (word, done) => {
@@ -714,13 +728,20 @@ _NODE_INIT = r"""
     }
     const code = Buffer.from(chunks.join(''), 'base64').toString('utf8');
     chunks = [];
+    running = true;
+    process.removeListener('SIGINT', onSigint);   // the REPL's SIGINT watchdog runs the code
     plainEval.call(this, code, context, file, (err, value) => {
+      running = false;
+      armSigint();
       if (err instanceof repl.Recoverable) err = err.err;
+      if (err && err.code === 'ERR_SCRIPT_EXECUTION_INTERRUPTED') err.stack = `${err.name}: ${err.message}`;
       if (err) { status = 1; ename = err.name || 'Error'; }
       r.setPrompt(prompt());
       cb(err, value);
     });
+    armSigint();   // an awaited promise: Ctrl-C rejects it (the watchdog has stopped by now)
   };
+  armSigint();
   r.setPrompt(prompt());
 })()
 """
