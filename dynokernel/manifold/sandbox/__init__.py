@@ -16,8 +16,9 @@ from pathlib import Path
 
 from .base import DynoSpec, Launch, Sandbox, SandboxError
 from .copy import CopySandbox
+from .linux import LinuxSandbox
 
-SANDBOXES: dict[str, type[Sandbox]] = {"copy": CopySandbox}
+SANDBOXES: dict[str, type[Sandbox]] = {"linux": LinuxSandbox, "copy": CopySandbox}
 
 
 def choose_sandbox(home: Path, preferred: str = "auto") -> Sandbox:
