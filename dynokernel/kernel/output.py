@@ -62,12 +62,17 @@ _TOKEN = re.compile(
 )
 _SPECIAL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # anything but tab and newline after \r\n folding
 _SGR_SPLIT = re.compile(r"(\x1b\[[0-9;:]*m)")
+_SGR_ONLY = re.compile(r"\x1b\[[0-9;:]*m")
 _ALT_SCREEN_MODES = {"?1049", "?47", "?1047"}
 _RESET = "\x1b[0m"
 _MAX_HELD = 64 * 1024   # an unterminated OSC/DCS string longer than this is dropped
 _MAX_SGR_STATE = 512
 
 _ERASED = ""  # a cell blanked by erase-in-line: a space before text, nothing at the end of a line
+
+
+def _strip_sgr(text: str) -> str:
+    return _SGR_ONLY.sub("", text) if "\x1b" in text else text
 
 
 def wire_size(text: str) -> int:
@@ -438,7 +443,8 @@ class Batcher:
         self._last_flush = -math.inf
         self._last_feed = -math.inf
         self._dirty = False
-        self._shown = ""            # the part of the current line already emitted
+        self._shown = ""            # what the front end shows of the current line
+        self._line_len = 0          # its length there (with padding from rewrites)
         self._log: list[str] = []   # finalized text, kept until a spill file is needed
         self._spill: Optional[_Spill] = None
         self._bol = True            # the last thing sent ended a line
@@ -460,7 +466,9 @@ class Batcher:
         """Show a message from the kernel itself (after the output so far, on its own line)."""
         self.flush()
         prefix = "" if self._bol else "\n"
-        self._shown = ""
+        if not self._spill:
+            self.term.take_partial()     # shown already; later output starts a new line
+        self._shown, self._line_len = "", 0
         self._record(prefix + text)
         self._send(prefix + text)
 
@@ -468,7 +476,7 @@ class Batcher:
         due = self._last_flush + self.limits.interval
         if self.limits.hold_prompt and self._is_prompt and not self.term.pending_chars:
             partial = self.term.partial()
-            if partial and partial != self._shown and self._is_prompt(partial):
+            if partial and partial != self._shown and self._is_prompt(_strip_sgr(partial)):
                 due = max(due, self._last_feed + self.limits.hold_prompt)
         return due
 
@@ -503,15 +511,15 @@ class Batcher:
         """
         self.flush_lines()
         text = self.term.take_partial()
-        if self._shown:
-            self._shown = ""
+        if self._line_len:
+            self._shown, self._line_len = "", 0
             self._send("\n")
         self._dirty = False
-        return re.sub(r"\x1b\[[0-9;:]*m", "", text)
+        return _strip_sgr(text)
 
     def partial_text(self) -> str:
         """The current unterminated line (plain text, nothing taken)."""
-        return re.sub(r"\x1b\[[0-9;:]*m", "", self.term.partial())
+        return _strip_sgr(self.term.partial())
 
     # -- flushing ----------------------------------------------------------------------------
     def flush_lines(self) -> None:
@@ -529,16 +537,30 @@ class Batcher:
         partial = self.term.partial()
         if partial == self._shown:
             return
-        if partial.startswith(self._shown):
+        if self._appendable(partial):
             grow = partial[len(self._shown):]
-            self._shown = partial
+            self._shown = self._line_len_set(partial)
             self._send_counted(grow, partial_line=True)
         elif len(partial) <= self.limits.reemit_limit:
-            pad = " " * max(0, len(self._shown) - len(partial))
-            self._shown = partial
-            self._send("\r" + partial + pad)
+            self._send(self._rewrite(partial))
         else:
             self._dirty = True   # a long overwritten line waits for its newline
+
+    def _appendable(self, new: str) -> bool:
+        """Can the front end's current line become ``new`` by appending?"""
+        return self._line_len == len(self._shown) and new.startswith(self._shown)
+
+    def _line_len_set(self, new: str) -> str:
+        self._line_len = len(new)
+        return new
+
+    def _rewrite(self, new: str) -> str:
+        """``\r`` + ``new``, padded to cover what the front end's line shows now (it overwrites
+        character by character, escape codes included, as JupyterLab and the classic notebook do)."""
+        pad = " " * max(0, self._line_len - len(new))
+        self._line_len = max(self._line_len, len(new))
+        self._shown = new
+        return "\r" + new + pad
 
     def _emit_lines(self, lines: str) -> None:
         self.stats.lines += lines.count("\n")
@@ -547,15 +569,12 @@ class Batcher:
             self._spill.add(lines)
             return
         first, _, rest = lines.partition("\n")
-        shown, self._shown = self._shown, ""
-        if shown and first.startswith(shown):
-            text = first[len(shown):] + "\n" + rest
-        elif shown:
-            pad = " " * max(0, len(shown) - len(first))
-            self._send("\r" + first + pad + "\n")
-            text = rest
+        if not self._line_len or self._appendable(first):
+            text = first[len(self._shown):] + "\n" + rest
         else:
-            text = lines
+            self._send(self._rewrite(first) + "\n")
+            text = rest
+        self._shown, self._line_len = "", 0
         self._record(lines)
         self._send_counted(text)
 
@@ -626,7 +645,7 @@ class Batcher:
         if not partial_line:
             self._spill.add(rest, to_file=False)   # already in the file with its lines
         # an unfinished line stays in the renderer and reaches the spill when it ends
-        self._shown = ""
+        self._shown, self._line_len = "", 0
         lead = "" if self._bol else "\n"
         self._send(f"{lead}{_RESET}... output is over this cell's budget ({self.limits.budget:,} bytes); "
                    f"all of it goes to {path}; the end is shown when the cell finishes ...\n")
