@@ -15,6 +15,7 @@ from ..platform.endpoint import resolve_endpoint, running_manifold, start_manifo
 from ..platform.errors import PlatformError
 from ..platform.rendezvous import connect
 from . import format as fmt
+from .herokuenv import heroku_env_cmd, heroku_env_spec
 
 
 def _err(text: str) -> None:
@@ -416,6 +417,7 @@ COMMANDS = {
     "config:get": (config_get_spec, config_get_cmd, True),
     "config:set": (config_set_spec, config_set_cmd, True),
     "config:unset": (config_unset_spec, config_unset_cmd, True),
+    "heroku-env": (heroku_env_spec, heroku_env_cmd, False),
     "manifold:start": (_none, manifold_start_cmd, False),
     "manifold:stop": (_none, manifold_stop_cmd, False),
     "manifold:status": (_none, manifold_status_cmd, False),

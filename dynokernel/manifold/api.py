@@ -25,10 +25,17 @@ from .store import Store, api_time
 from .supervisor import ApiError, Supervisor
 from .procfile import ProcfileError
 from .dotenv import DotenvError
+from .sizes import SizeError, parse_size
 
 APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,28}[a-z0-9]$")
 CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 KEEPALIVE = 15.0
+HEROKU_LOG_LINES = 1500  # Logplex keeps (and a log session returns) at most this many lines
+EXIT_SUFFIX = '; echo "\uFFFF heroku-command-exit-status: $?"'  # what `heroku run -x` appends
+EXTENSION_DYNO_FIELDS = ("exit_code",)
+EXTENSION_APP_FIELDS = ("idle_timeout",)
+EXTENSION_BODY_FIELDS = ("exit_status", "idle_timeout")
+RANGE = re.compile(r"^\s*(?P<field>\w+)\s*(?P<start>\]?[^.;\s]*)\.\.(?P<end>[^;\s]*)\s*(?:;(?P<opts>.*))?$")
 
 
 class Manifold:
@@ -36,6 +43,11 @@ class Manifold:
 
     def __init__(self, store: Store, logplex: Logplex, supervisor: Supervisor, token: str, info: dict) -> None:
         self.store, self.logplex, self.supervisor, self.token, self.info = store, logplex, supervisor, token, info
+        # strict: serve only what Heroku's Platform API documents (to test clients meant for Heroku)
+        self.strict = os.environ.get("DYNO_STRICT", "") not in ("", "0")
+        self.info.setdefault("strict", self.strict)
+        log = os.environ.get("DYNO_API_LOG")
+        self.request_log = open(log, "a", buffering=1) if log else None
 
 
 class ApiHandler(tornado.web.RequestHandler):
@@ -43,15 +55,23 @@ class ApiHandler(tornado.web.RequestHandler):
 
     needs_auth = True
 
-    def initialize(self, manifold: Manifold) -> None:
+    def initialize(self, manifold: Manifold, public: dict | None = None) -> None:
         self.m = manifold
+        self.public = public  # set on the --listen server: the address remote clients use
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Request-Id", str(uuid.uuid4()))
-        self.set_header("Dyno-Manifold", __version__)
+        if not self.application.settings.get("strict"):  # (runs before initialize)
+            self.set_header("Dyno-Manifold", __version__)
 
     def prepare(self) -> None:
+        if self.m.request_log is not None:
+            self.m.request_log.write(json.dumps({
+                "method": self.request.method, "path": self.request.uri,
+                "headers": {k: v for k, v in self.request.headers.items() if k.lower() not in ("authorization",)},
+                "auth": bool(self.request.headers.get("Authorization")),
+                "body": self.request.body.decode(errors="replace")}) + "\n")
         if self.needs_auth and not self._authorized():
             raise ApiError(401, "unauthorized", "Invalid credentials provided.")
 
@@ -95,6 +115,50 @@ class ApiHandler(tornado.web.RequestHandler):
         self.set_status(status)
         self.finish(json.dumps(data))
 
+    def paged(self, items: list[dict], field: str, default_max: int = 1000) -> None:
+        """Reply with one page of `items`, honouring Heroku's `Range` header (206 + Next-Range if more)."""
+        match = RANGE.match(self.request.headers.get("Range", ""))
+        limit, descending = default_max, False
+        if match and match.group("field") == field:
+            for option in (match.group("opts") or "").split(","):
+                key, _, value = option.strip().partition("=")
+                if key == "max" and value.isdigit():
+                    limit = max(1, min(int(value), default_max))
+                elif key == "order":
+                    descending = value.strip() == "desc"
+            items = sorted(items, key=lambda item: item[field], reverse=descending)
+            start = match.group("start")
+            if start:
+                exclusive, bound = start.startswith("]"), _range_value(start.lstrip("]"))
+                if descending:
+                    items = [i for i in items if i[field] < bound or (not exclusive and i[field] == bound)]
+                else:
+                    items = [i for i in items if i[field] > bound or (not exclusive and i[field] == bound)]
+        page = items[:limit]
+        if len(items) > limit:
+            order = ", order=desc" if descending else ""
+            self.set_header("Next-Range", f"{field} ]{page[-1][field]}..; max={limit}{order}")
+            self.reply(page, 206)
+        else:
+            self.reply(page, 200)
+
+    def dyno_json(self, record: dict, dyno=None) -> dict:
+        body = self.m.supervisor.describe(record, dyno)
+        if self.m.strict:
+            for key in EXTENSION_DYNO_FIELDS:
+                body.pop(key, None)
+        if self.public and body.get("attach_url"):
+            body["attach_url"] = f"rendezvous://{self.public['host']}:{self.public['rendezvous_port']}/" \
+                                 + body["attach_url"].split("/", 3)[3]
+        return body
+
+    def app_json(self, app: dict) -> dict:
+        body = app_json(self.m, app)
+        if self.m.strict:
+            for key in EXTENSION_APP_FIELDS:
+                body.pop(key, None)
+        return body
+
     def app_record(self, name: str) -> dict:
         app = self.m.store.app(unquote(name))
         if app is None:
@@ -119,8 +183,12 @@ def app_json(m: Manifold, app: dict) -> dict:
         "organization": None, "team": None, "space": None, "process_tier": "basic", "maintenance": False,
         "web_url": None, "git_url": None, "buildpack_provided_description": None, "repo_size": None,
         "slug_size": _slug_size(m, release), "stack_name": "heroku-24", "acm": False, "archived_at": None,
-        "internal_routing": None, "idle_timeout": app["idle_timeout"],
+        "internal_routing": None, "create_status": "complete", "idle_timeout": app["idle_timeout"],
     }
+
+
+def _range_value(text: str):
+    return int(text) if text.isdigit() else text
 
 
 def _slug_size(m: Manifold, release: dict | None) -> int | None:
@@ -148,13 +216,15 @@ class ManifoldHandler(ApiHandler):
     """Our extension: what this manifold is (for `dyno manifold:status`)."""
 
     def get(self) -> None:
+        if self.m.strict:
+            raise ApiError(404, "not_found", "The requested API endpoint was not found.")
         running = len(self.m.supervisor.running)
         self.reply(dict(self.m.info, running_dynos=running, sandbox=self.m.supervisor.sandbox.describe()))
 
 
 class AppsHandler(ApiHandler):
     def get(self) -> None:
-        self.reply([app_json(self.m, app) for app in self.m.store.apps()])
+        self.paged([self.app_json(app) for app in self.m.store.apps()], "name")
 
     def post(self) -> None:
         name = self.body().get("name")
@@ -163,28 +233,28 @@ class AppsHandler(ApiHandler):
                            "only contain lowercase letters, digits, and dashes.")
         if self.m.store.app(name):
             raise ApiError(422, "invalid_params", "Name is already taken")
-        self.reply(app_json(self.m, self.m.store.create_app(name)), 201)
+        self.reply(self.app_json(self.m.store.create_app(name)), 201)
 
 
 class AppHandler(ApiHandler):
     def get(self, name: str) -> None:
-        self.reply(app_json(self.m, self.app_record(name)))
+        self.reply(self.app_json(self.app_record(name)))
 
     def patch(self, name: str) -> None:
         app = self.app_record(name)
         body = self.body()
-        if "idle_timeout" in body:
+        if "idle_timeout" in body and not self.m.strict:
             value = body["idle_timeout"]
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
                 raise ApiError(422, "invalid_params", "idle_timeout must be a positive number of seconds")
             self.m.store.update_app(app["id"], idle_timeout=value)
-        self.reply(app_json(self.m, self.m.store.app(app["id"])))
+        self.reply(self.app_json(self.m.store.app(app["id"])))
 
     def delete(self, name: str) -> None:
         app = self.app_record(name)
         for record in self.m.store.live_dynos(app["id"]):
             self.m.supervisor.stop(record["id"])
-        body = app_json(self.m, app)
+        body = self.app_json(app)
         self.m.store.delete_app(app["id"])
         self.reply(body)
 
@@ -226,13 +296,7 @@ class ReleasesHandler(ApiHandler):
         app = self.app_record(name)
         releases = self.m.store.releases(app["id"])
         current = releases[-1]["version"] if releases else None
-        requested = self.request.headers.get("Range", "")
-        if "order=desc" in requested:
-            releases = releases[::-1]
-        limit = re.search(r"max=(\d+)", requested)
-        if limit:
-            releases = releases[:int(limit.group(1))]
-        self.reply([release_json(self.m, app, r, current) for r in releases])
+        self.paged([release_json(self.m, app, r, current) for r in releases], "version")
 
 
 class ReleaseHandler(ApiHandler):
@@ -271,49 +335,211 @@ class BuildsHandler(ApiHandler):
 class DynosHandler(ApiHandler):
     def get(self, name: str) -> None:
         app = self.app_record(name)
-        self.reply([self.m.supervisor.describe(r) for r in self.m.store.live_dynos(app["id"])])
+        self.reply([self.dyno_json(r) for r in self.m.store.live_dynos(app["id"])])
 
     def post(self, name: str) -> None:
         app = self.app_record(name)
-        self.reply(self.m.supervisor.create(app, self.body()), 201)
+        body = self.body()
+        if self.m.strict:
+            for key in EXTENSION_BODY_FIELDS:
+                body.pop(key, None)
+        elif isinstance(body.get("command"), str) and body["command"].endswith(EXIT_SUFFIX) and body.get("attach"):
+            # `heroku run -x`: report the status ourselves, so `exit 3` (which never reaches the
+            # appended echo) still exits 3 and the marker is always the last line
+            body["command"] = body["command"][:-len(EXIT_SUFFIX)]
+            body["exit_status"] = True
+        created = self.m.supervisor.create(app, body)
+        dyno = self.m.supervisor.running.get(created["id"])
+        self.reply(self.dyno_json(self.m.store.dyno(app["id"], created["id"]) or created, dyno), 201)
 
     def delete(self, name: str) -> None:
+        """Restart every dyno of the app."""
         app = self.app_record(name)
         for record in self.m.store.live_dynos(app["id"]):
-            self.m.supervisor.stop(record["id"])
+            _restart(self.m, record)
         self.reply({}, 202)
+
+
+def _restart(m: Manifold, record: dict) -> None:
+    """Formation dynos come back (the formation issue's supervisor does that); one-off dynos just stop."""
+    restart = getattr(m.supervisor, "restart", None)
+    if restart is not None:
+        restart(record["id"])
+    else:
+        m.supervisor.stop(record["id"])
 
 
 class DynoHandler(ApiHandler):
     def get(self, name: str, dyno: str) -> None:
         app = self.app_record(name)
-        self.reply(self.m.supervisor.describe(self.dyno_record(app, dyno)))
+        record = self.dyno_record(app, dyno)
+        self.reply(self.dyno_json(record, self.m.supervisor.running.get(record["id"])))
 
     def delete(self, name: str, dyno: str) -> None:
+        """Restart one dyno (a bare process type, as old CLIs send it, restarts all of that type)."""
         app = self.app_record(name)
-        record = self.dyno_record(app, dyno)
-        self.m.supervisor.stop(record["id"])
+        for record in self.dynos_named(app, dyno):
+            _restart(self.m, record)
         self.reply({}, 202)
 
+    def dynos_named(self, app: dict, dyno: str) -> list[dict]:
+        name = unquote(dyno)
+        if "." not in name:
+            records = [r for r in self.m.store.live_dynos(app["id"]) if r["type"] == name]
+            if records or name in _process_types(self.m, app):
+                return records
+        return [self.dyno_record(app, dyno)]
 
-class DynoStopHandler(ApiHandler):
+
+class DynoStopHandler(DynoHandler):
+    def get(self, name: str, dyno: str) -> None:
+        raise ApiError(405, "method_not_allowed", "GET is not allowed here.")
+
+    def delete(self, name: str, dyno: str) -> None:
+        raise ApiError(405, "method_not_allowed", "DELETE is not allowed here.")
+
     def post(self, name: str, dyno: str) -> None:
         app = self.app_record(name)
-        record = self.dyno_record(app, dyno)
-        self.m.supervisor.stop(record["id"])
-        self.reply({}, 202)
-
-
-class FormationStopHandler(ApiHandler):
-    def post(self, name: str, dyno_type: str) -> None:
-        app = self.app_record(name)
-        records = [r for r in self.m.store.live_dynos(app["id"]) if r["type"] == unquote(dyno_type)]
-        known = {f["type"] for f in self.m.store.formation(app["id"])}
-        if not records and unquote(dyno_type) not in known:
-            raise ApiError(404, "not_found", f"Couldn't find that process type ({unquote(dyno_type)}).")
-        for record in records:
+        for record in self.dynos_named(app, dyno):
             self.m.supervisor.stop(record["id"])
         self.reply({}, 202)
+
+
+class FormationTypeDynosHandler(ApiHandler):
+    """POST .../formations/TYPE/actions/stop stops them; DELETE .../formations/TYPE restarts them."""
+
+    def records(self, name: str, dyno_type: str) -> list[dict]:
+        app = self.app_record(name)
+        dyno_type = unquote(dyno_type)
+        records = [r for r in self.m.store.live_dynos(app["id"]) if r["type"] == dyno_type]
+        known = {f["type"] for f in self.m.store.formation(app["id"])} | set(_process_types(self.m, app))
+        if not records and dyno_type not in known:
+            raise ApiError(404, "not_found", f"Couldn't find that process type ({dyno_type}).")
+        return records
+
+
+
+class FormationStopHandler(FormationTypeDynosHandler):
+    def post(self, name: str, dyno_type: str) -> None:
+        for record in self.records(name, dyno_type):
+            self.m.supervisor.stop(record["id"])
+        self.reply({}, 202)
+
+
+class FormationRestartHandler(FormationTypeDynosHandler):
+    def delete(self, name: str, dyno_type: str) -> None:
+        for record in self.records(name, dyno_type):
+            _restart(self.m, record)
+        self.reply({}, 202)
+
+
+def _process_types(m: Manifold, app: dict) -> dict[str, str]:
+    release = m.store.current_release(app["id"])
+    slug = m.store.slug(release["slug_id"]) if release and release["slug_id"] else None
+    return json.loads(slug["process_types"]) if slug else {}
+
+
+def formation_json(m: Manifold, app: dict, dyno_type: str, quantity: int, size: str, updated_at: str,
+                   command: str) -> dict:
+    return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{app['id']}/{dyno_type}")),
+            "app": {"id": app["id"], "name": app["name"]}, "command": command, "type": dyno_type,
+            "quantity": quantity, "size": size, "dyno_size": {"id": None, "name": size},
+            "created_at": app["created_at"], "updated_at": updated_at}
+
+
+def formation_list(m: Manifold, app: dict) -> list[dict]:
+    """Every process type of the current release (quantity 0 unless scaled), plus scaled ones."""
+    types = _process_types(m, app)
+    stored = {f["type"]: f for f in m.store.formation(app["id"])}
+    result = []
+    for dyno_type in sorted(set(types) | set(stored)):
+        row = stored.get(dyno_type)
+        result.append(formation_json(m, app, dyno_type, row["quantity"] if row else 0,
+                                     row["size"] if row else "Basic",
+                                     row["updated_at"] if row else app["updated_at"], types.get(dyno_type, "")))
+    return result
+
+
+def apply_formation(m: Manifold, app: dict, updates: list) -> list[dict]:
+    """Validate every update first, then store them all; returns the updated formation entries."""
+    current = {f["type"]: f for f in formation_list(m, app)}
+    changes = []
+    for update in updates:
+        if not isinstance(update, dict) or not isinstance(update.get("type"), str):
+            raise ApiError(422, "invalid_params", "Each update needs a process type.")
+        dyno_type = update["type"]
+        if dyno_type not in current:
+            raise ApiError(404, "not_found", f"Couldn't find that process type ({dyno_type}).")
+        entry = current[dyno_type]
+        quantity = entry["quantity"]
+        if update.get("quantity") is not None:
+            raw = str(update["quantity"]).strip()
+            if not re.fullmatch(r"[+-]?\d+", raw):
+                raise ApiError(422, "invalid_params", f"Invalid quantity {update['quantity']!r}.")
+            quantity = quantity + int(raw) if raw[0] in "+-" else int(raw)
+            quantity = max(quantity, 0)
+        size = entry["size"]
+        if update.get("size"):
+            try:
+                size = parse_size(str(update["size"])).name
+            except SizeError as exc:
+                raise ApiError(422, "invalid_params", str(exc)) from None
+        changes.append((dyno_type, quantity, size))
+    for dyno_type, quantity, size in changes:
+        m.store.set_formation(app["id"], dyno_type, quantity, size)
+    if changes:
+        scaled = ", ".join(f"{t}@{q}:{s}" for t, q, s in changes)
+        m.logplex.platform(app["id"], "api", f"Scaled to {scaled} by user {m.supervisor.user}", "app")
+        notify = getattr(m.supervisor, "formation_changed", None)
+        if notify is not None:
+            notify(app)
+    latest = {f["type"]: f for f in formation_list(m, app)}
+    return [latest[dyno_type] for dyno_type, _, _ in changes]
+
+
+class FormationHandler(ApiHandler):
+    def get(self, name: str) -> None:
+        self.reply(formation_list(self.m, self.app_record(name)))
+
+    def patch(self, name: str) -> None:
+        app = self.app_record(name)
+        updates = self.body().get("updates")
+        if not isinstance(updates, list):
+            raise ApiError(422, "invalid_params", "updates must be a list of {type, quantity, size}.")
+        self.reply(apply_formation(self.m, app, updates))
+
+
+class FormationTypeHandler(ApiHandler):
+    def entry(self, app: dict, dyno_type: str) -> dict:
+        for entry in formation_list(self.m, app):
+            if entry["type"] == unquote(dyno_type):
+                return entry
+        raise ApiError(404, "not_found", f"Couldn't find that process type ({unquote(dyno_type)}).")
+
+    def get(self, name: str, dyno_type: str) -> None:
+        app = self.app_record(name)
+        self.reply(self.entry(app, dyno_type))
+
+    def patch(self, name: str, dyno_type: str) -> None:
+        app = self.app_record(name)
+        self.entry(app, dyno_type)
+        body = self.body()
+        update = {"type": unquote(dyno_type), "quantity": body.get("quantity"), "size": body.get("size")}
+        self.reply(apply_formation(self.m, app, [update])[0])
+
+
+class EmptyListHandler(ApiHandler):
+    """Add-ons and collaborators: the manifold has none (apps:info asks)."""
+
+    def get(self, name: str) -> None:
+        self.app_record(name)
+        self.reply([])
+
+
+class PipelineCouplingHandler(ApiHandler):
+    def get(self, name: str) -> None:
+        self.app_record(name)
+        raise ApiError(404, "not_found", "Couldn't find that pipeline coupling.")
 
 
 class LogSessionsHandler(ApiHandler):
@@ -323,6 +549,8 @@ class LogSessionsHandler(ApiHandler):
         lines = body.get("lines", 100)
         if isinstance(lines, bool) or not isinstance(lines, int) or lines < 0:
             raise ApiError(422, "invalid_params", "lines must be a non-negative integer")
+        if self.m.strict:
+            lines = min(lines, HEROKU_LOG_LINES)
         dyno, source = body.get("dyno"), body.get("source")
         for field, value in (("dyno", dyno), ("source", source)):
             if value is not None and not isinstance(value, str):
@@ -408,7 +636,8 @@ class NotFoundHandler(ApiHandler):
         raise ApiError(404, "not_found", "The requested API endpoint was not found.")
 
 
-def make_app(manifold: Manifold) -> tornado.web.Application:
+def make_app(manifold: Manifold, public: dict | None = None) -> tornado.web.Application:
+    """The API; `public` ({host, rendezvous_port}) for the --listen server's attach URLs."""
     app_ = r"/apps/([^/]+)"
     routes = [
         (r"/account", AccountHandler),
@@ -417,6 +646,12 @@ def make_app(manifold: Manifold) -> tornado.web.Application:
         (app_, AppHandler),
         (app_ + r"/config-vars", ConfigVarsHandler),
         (app_ + r"/releases", ReleasesHandler),
+        (app_ + r"/formation", FormationHandler),
+        (app_ + r"/formation/([^/]+)", FormationTypeHandler),
+        (app_ + r"/formations/([^/]+)", FormationRestartHandler),
+        (app_ + r"/addons", EmptyListHandler),
+        (app_ + r"/collaborators", EmptyListHandler),
+        (app_ + r"/pipeline-couplings", PipelineCouplingHandler),
         (app_ + r"/releases/([^/]+)", ReleaseHandler),
         (app_ + r"/builds", BuildsHandler),
         (app_ + r"/dynos", DynosHandler),
@@ -426,6 +661,8 @@ def make_app(manifold: Manifold) -> tornado.web.Application:
         (app_ + r"/log-sessions", LogSessionsHandler),
         (r"/log-streams/([A-Za-z0-9_-]+)", LogStreamHandler),
     ]
-    return tornado.web.Application([(path, handler, {"manifold": manifold}) for path, handler in routes],
+    args = {"manifold": manifold, "public": public}
+    return tornado.web.Application([(path, handler, args) for path, handler in routes],
                                    default_handler_class=NotFoundHandler,
-                                   default_handler_args={"manifold": manifold}, log_function=lambda h: None)
+                                   default_handler_args=args, log_function=lambda h: None,
+                                   strict=manifold.strict)

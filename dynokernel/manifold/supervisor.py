@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..paths import HomeFiles
 from .logplex import LineSplitter, Logplex
+from .ptyeof import write_holding_eof
 from .processes import Reaper, exit_code, kill_dyno_processes, open_pty, start_time, write_all
 from .sandbox import DynoSpec, Sandbox
 from .sizes import SizeError, parse_size
@@ -247,6 +248,10 @@ class Supervisor:
                 continue
             if not dyno.tty and b"\x04" in data:
                 data, stdin_open = data.split(b"\x04", 1)[0], False
+            if dyno.tty and b"\x04" in data:  # hold EOF until a reader can take it (ptyeof.py)
+                await write_holding_eof(data, lambda: dyno.in_fd, lambda d: self._to_dyno(dyno, d, close=False),
+                                        lambda: not dyno.finished and not writer.is_closing())
+                continue
             await self._to_dyno(dyno, data, close=not stdin_open)
         dyno.client_done.set()
         if not dyno.finished and dyno.writer is not None:
