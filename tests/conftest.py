@@ -77,8 +77,8 @@ class AppDir:
         self.name, self.dir, self.manifold = name, directory, manifold
 
     def dyno(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        """The CLI with `-a APP` appended."""
-        return self.manifold.dyno(*args, "-a", self.name, **kwargs)
+        """The CLI with `-a APP` right after the command (before a `run` command's words)."""
+        return self.manifold.dyno(args[0], "-a", self.name, *args[1:], **kwargs)
 
     def api(self):
         """The Python API's App for this app, against this manifold."""

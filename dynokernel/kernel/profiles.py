@@ -281,12 +281,12 @@ __dk_tok=@TOKEN@
 __dk_nonce=@NONCE@
 __dk_fd=0
 __dk_pre() {
-  __dk_nonce=$1
-  if [[ $2 == 1 ]]; then __dk_fd=0; else __dk_fd=$__dk_null; fi
-  __dk_c=$(builtin printf %s "$3" | command base64 -d)
+  if [[ $1 == 1 ]]; then __dk_fd=0; else __dk_fd=$__dk_null; fi
+  __dk_c=$(builtin printf %s "$2" | command base64 -d)
 }
 __dk_post() {
   local __dk_s=$?
+  [[ $1 ]] && __dk_nonce=$1
   PS1='\e]5799;'"$__dk_tok;p;$__dk_nonce;$__dk_s;"'\a'
   PS2= PS0=
   unset PROMPT_COMMAND __dk_c
@@ -337,7 +337,6 @@ __dk_complete() {
   fi
   builtin printf '<dk-completions>%s</dk-completions>\n' "$( ((${#__dk_m[@]})) && builtin printf '%s\n' "${__dk_m[@]}" | LC_ALL=C sort -u | command base64 -w0)"
 }
-__dk_pre @NONCE@ 1 ''
 PROMPT_COMMAND=__dk_post
 """
 
@@ -364,7 +363,7 @@ BASH = _BashProfile(
     ready=r"dk-ready\$ ",
     init=_BASH_INIT,
     boot='eval "$(builtin printf %s {chunks} | command base64 -d)"',
-    cell='__dk_pre {nonce} {stdin} {chunks}; eval -- "$__dk_c" 0<&$__dk_fd; __dk_post',
+    cell='__dk_pre {stdin} {chunks}; eval -- "$__dk_c" 0<&$__dk_fd; __dk_post {nonce}',
     complete="",
     word=r"(?P<word>\$?[^\s;|&<>()]*)\Z",
     checker=check_bash,
@@ -394,7 +393,8 @@ def __dk_setup(token, nonce):
             self.stdin, self.count = True, 0
 
         def run(self, nonce, stdin, *chunks):
-            self.nonce, self.status, self.ename, self.stdin = nonce, 0, "", bool(stdin)
+            # the nonce reaches the prompt only after the cell's code has run: it cannot spoof it
+            self.status, self.ename, self.stdin = 0, "", bool(stdin)
             src = base64.b64decode("".join(chunks)).decode("utf-8", "replace")
             self.count += 1
             name = f"<cell {self.count}>"
@@ -412,6 +412,7 @@ def __dk_setup(token, nonce):
                     os.dup2(saved, 0)
                     os.close(saved)
                 self.quiet_tty()
+                self.nonce = nonce
 
         def _exec(self, src, name):
             tree = ast.parse(src, name, "exec")
@@ -551,7 +552,7 @@ module DK__
     end
 
     def run(nonce, stdin, chunks)
-      @nonce, @status, @ename, @stdin = nonce, 0, "", stdin == 1
+      @status, @ename, @stdin = 0, "", stdin == 1
       ctx = IRB.CurrentContext
       ctx.echo = @echo unless @echo.nil?
       @echo = nil
@@ -571,6 +572,7 @@ module DK__
       ensure
         $stdin = saved
         quiet_tty
+        @nonce = nonce
         ctx.prompt_i = prompt
       end
     end
@@ -695,7 +697,7 @@ _NODE_INIT = r"""
   delete r.context.__dk_repl;
   const repl = require('repl');
   const token = '@TOKEN@';
-  let nonce = '@NONCE@', status = 0, ename = '', chunks = [];
+  let nonce = '@NONCE@', next = nonce, status = 0, ename = '', chunks = [];
   const prompt = () => `\x1b]5799;${token};p;${nonce};${status};${ename}\x07`;
   const plainEval = r.eval;
   let running = false;
@@ -704,7 +706,7 @@ _NODE_INIT = r"""
   const armSigint = () => { process.removeListener('SIGINT', onSigint); process.on('SIGINT', onSigint); };
   r._domain.prependListener('error', (e) => {
     if (e && e.code === 'ERR_SCRIPT_EXECUTION_INTERRUPTED') e.stack = `${e.name}: ${e.message}`;
-    status = 1; ename = (e && e.name) || 'Error'; r.setPrompt(prompt());
+    nonce = next; status = 1; ename = (e && e.name) || 'Error'; r.setPrompt(prompt());
   });
   const complete = (word, done) => {
     if (!/^[\w$]*(\.[\w$]+)*\.?[\w$]*$/.test(word)) return done([]);
@@ -719,8 +721,9 @@ _NODE_INIT = r"""
     if (!m) return plainEval.call(this, cmd, context, file, cb);
     if (m[1] === 'c') { chunks.push(m[2]); return; }
     const [n, arg] = m[2].split(':');
-    nonce = n; status = 0; ename = '';
+    status = 0; ename = '';
     if (m[1] === 'x') {
+      nonce = n;
       return complete(Buffer.from(arg, 'base64').toString(), (list) => {
         const b64 = Buffer.from(list.join('\n')).toString('base64');
         r.output.write(`<dk-completions>${b64}</dk-completions>\n` + prompt());
@@ -728,6 +731,7 @@ _NODE_INIT = r"""
     }
     const code = Buffer.from(chunks.join(''), 'base64').toString('utf8');
     chunks = [];
+    next = n;   // reaches the prompt only after the cell's code has run
     running = true;
     process.removeListener('SIGINT', onSigint);   // the REPL's SIGINT watchdog runs the code
     plainEval.call(this, code, context, file, (err, value) => {
@@ -736,6 +740,7 @@ _NODE_INIT = r"""
       if (err instanceof repl.Recoverable) err = err.err;
       if (err && err.code === 'ERR_SCRIPT_EXECUTION_INTERRUPTED') err.stack = `${err.name}: ${err.message}`;
       if (err) { status = 1; ename = err.name || 'Error'; }
+      nonce = next;
       r.setPrompt(prompt());
       cb(err, value);
     });

@@ -360,11 +360,11 @@ class ReplSession:
             pos = m.end()
             fields = m.group(2).split(b";")
             if m.group(1) == b"p":
-                mine = fields[0] == cell.nonce.encode()
-                if mine or cell.escalating:
-                    if mine:
-                        cell.status = _int(fields[1] if len(fields) > 1 else b"")
-                        cell.error_name = fields[2].decode("utf-8", "replace") if len(fields) > 2 else ""
+                # Only the prompt with this cell's nonce ends it; once keys were sent to stop it,
+                # any prompt of ours does (Ctrl-C may have cut the cell's own line short).
+                if fields[0] == cell.nonce.encode() or cell.escalating:
+                    cell.status = _int(fields[1] if len(fields) > 1 else b"")
+                    cell.error_name = fields[2].decode("utf-8", "replace") if len(fields) > 2 else ""
                     self._pending = data[pos:]
                     return True
             else:

@@ -63,28 +63,38 @@ def start_time(pid: int) -> int | None:
         return None
 
 
-def session_members(sid: int) -> list[int]:
-    """Every process in session `sid` (a dyno's processes, even those that left its group)."""
+def dyno_members(sid: int, marker: bytes | None = None) -> list[int]:
+    """Every process of a dyno: its session, plus any that left it but carry its env marker."""
     members = []
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as handle:
-                    fields = handle.read().rsplit(b")", 1)[1].split()
-                if int(fields[3]) == sid:
-                    members.append(int(entry))
-            except (OSError, IndexError, ValueError):
-                continue
+        if entry.isdigit() and (_in_session(entry, sid) or (marker and _has_marker(entry, marker))):
+            members.append(int(entry))
     return members
 
 
-def kill_dyno_processes(pid: int, sig: int) -> None:
-    """Send `sig` to the dyno's process group and to any stragglers in its session."""
+def _in_session(pid: str, sid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return int(handle.read().rsplit(b")", 1)[1].split()[3]) == sid
+    except (OSError, IndexError, ValueError):
+        return False
+
+
+def _has_marker(pid: str, marker: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            return marker in handle.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def kill_dyno_processes(pid: int, sig: int, marker: bytes | None = None) -> None:
+    """Send `sig` to the dyno's process group and to every other process that belongs to it."""
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-    for member in session_members(pid):
+    for member in dyno_members(pid, marker):
         try:
             os.kill(member, sig)
         except (ProcessLookupError, PermissionError):

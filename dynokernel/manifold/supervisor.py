@@ -277,7 +277,7 @@ class Supervisor:
                                   "responding to SIGHUP after its external connection was closed.")
             return
         self.logplex.platform(dyno.app_id, dyno.name, "Client connection closed. Sending SIGHUP to all processes")
-        kill_dyno_processes(dyno.proc.pid, signal.SIGHUP)
+        self._signal(dyno, signal.SIGHUP)
         dyno.timers.append(self.loop.call_later(self.settings.hup_interval, self._client_gone, dyno, attempt + 1))
 
     def _schedule_idle(self, dyno: Dyno) -> None:
@@ -340,7 +340,7 @@ class Supervisor:
     def _exited(self, dyno: Dyno, status: int) -> None:
         dyno.exit_code = exit_code(status)
         dyno.proc.returncode = dyno.exit_code  # so subprocess never waits for it again
-        kill_dyno_processes(dyno.proc.pid, signal.SIGKILL)  # a dyno ends with its main process
+        self._signal(dyno, signal.SIGKILL)  # a dyno ends with its main process
         if dyno.output_done:
             self._finish(dyno)
         else:
@@ -413,7 +413,7 @@ class Supervisor:
             return
         dyno.stopping = True
         self.logplex.platform(dyno.app_id, dyno.name, reason)
-        kill_dyno_processes(dyno.proc.pid, signal.SIGTERM)
+        self._signal(dyno, signal.SIGTERM)
         dyno.timers.append(self.loop.call_later(self.settings.stop_grace, self._kill, dyno))
 
     def _kill(self, dyno: Dyno) -> None:
@@ -423,7 +423,10 @@ class Supervisor:
         self.logplex.platform(dyno.app_id, dyno.name, f"Error R12 (Exit timeout) -> At least one process failed "
                               f"to exit within {grace} seconds of SIGTERM")
         self.logplex.platform(dyno.app_id, dyno.name, "Stopping remaining processes with SIGKILL")
-        kill_dyno_processes(dyno.proc.pid, signal.SIGKILL)
+        self._signal(dyno, signal.SIGKILL)
+
+    def _signal(self, dyno: Dyno, sig: int) -> None:
+        kill_dyno_processes(dyno.proc.pid, sig, _marker(dyno.record["id"]))
 
     def _ttl_expired(self, dyno: Dyno) -> None:
         self.stop(dyno.record["id"], "Cycling: stopping all processes with SIGTERM (time to live reached)")
@@ -445,7 +448,7 @@ class Supervisor:
             pid = record["pid"]
             alive = bool(pid) and start_time(pid) == record["pid_start"]
             if alive:
-                kill_dyno_processes(pid, signal.SIGKILL)
+                kill_dyno_processes(pid, signal.SIGKILL, _marker(record["id"]))
             note = "stopped its processes with SIGKILL" if alive else "its processes were already gone"
             self.logplex.platform(record["app_id"], record["name"],
                                   f"The manifold restarted and lost this dyno's connection; {note}")
@@ -517,6 +520,11 @@ def _dyno_type(raw) -> str:
     if not isinstance(dyno_type, str) or not dyno_type.replace("-", "").replace("_", "").isalnum():
         raise ApiError(422, "invalid_params", f"invalid dyno type {raw!r}")
     return dyno_type
+
+
+def _marker(dyno_id: str) -> bytes:
+    """The environment entry every process of the dyno inherits."""
+    return f"HEROKU_DYNO_ID={dyno_id}".encode()
 
 
 def _int(value) -> int | None:

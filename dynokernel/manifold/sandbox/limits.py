@@ -53,6 +53,8 @@ def cgroup_parents() -> dict[str, Path] | None:
             parent.mkdir(exist_ok=True)
         except OSError:
             return None
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return None
         parents[controller] = parent
     return parents
 

@@ -1,0 +1,337 @@
+"""The sandboxes, driven directly with real processes (no manifold): isolation, sizes, cleanup.
+
+Behaviour tests run against every sandbox that applies; isolation and size tests against
+`linux` only (the `copy` sandbox shares the host's view and has no limits of its own).
+"""
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from dynokernel.manifold.sandbox import SANDBOXES, DynoSpec, Sandbox
+from dynokernel.manifold.sandbox.limits import DynoCgroup, cgroup_parents, memory_usage
+
+TIMEOUT = 20.0
+PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def _sandbox_param(name: str):
+    missing = not SANDBOXES[name].available()
+    return pytest.param(name, marks=pytest.mark.skipif(missing, reason=f"no {name} sandbox here"))
+
+
+BOTH = [_sandbox_param("linux"), _sandbox_param("copy")]
+LINUX = [_sandbox_param("linux")]
+needs_cgroups = pytest.mark.skipif(cgroup_parents() is None, reason="no cgroups we may create")
+
+
+class Dyno:
+    """A started dyno: its process, its stdio, helpers that wait for events with timeouts."""
+
+    def __init__(self, sandbox: Sandbox, spec: DynoSpec, tty: bool) -> None:
+        self.sandbox, self.spec, self.buffer = sandbox, spec, b""
+        self.launch = sandbox.prepare(spec)
+        if tty:
+            master, slave = os.openpty()
+            child, self.stdin, self.stdout = (slave, slave, slave), master, master
+        else:
+            in_r, self.stdin = os.pipe()
+            self.stdout, out_w = os.pipe()
+            child = (in_r, out_w, out_w)
+        try:
+            self.proc = sandbox.spawn(self.launch, *child, tty=tty)
+        finally:
+            for fd in set(child):
+                os.close(fd)
+
+    def send(self, text: str) -> None:
+        os.write(self.stdin, text.encode())
+
+    def _read(self, deadline: float) -> bool:
+        """Read what is there (waiting until `deadline`); False at end of output."""
+        ready, _, _ = select.select([self.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise TimeoutError(f"no output in time; so far: {self.buffer.decode(errors='replace')!r}")
+        try:
+            data = os.read(self.stdout, 65536)
+        except OSError:  # a pty whose other side has gone
+            data = b""
+        self.buffer += data
+        return bool(data)
+
+    def read_until(self, text: str, timeout: float = TIMEOUT) -> str:
+        """Output up to and including `text` (consumed)."""
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.buffer:
+            if not self._read(deadline):
+                raise EOFError(f"output ended before {text!r}: {self.buffer.decode(errors='replace')!r}")
+        head, _, self.buffer = self.buffer.partition(text.encode())
+        return (head + text.encode()).decode()
+
+    def finish(self, timeout: float = TIMEOUT) -> tuple[int, str]:
+        """Exit status and the rest of the output, once the dyno has ended."""
+        deadline = time.monotonic() + timeout
+        while self._read(deadline):
+            pass
+        status = self.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        out, self.buffer = self.buffer.decode(errors="replace"), b""
+        return status, out
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=TIMEOUT)
+        for fd in {self.stdin, self.stdout}:
+            os.close(fd)
+        self.sandbox.cleanup(self.spec)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A fake $DYNO_HOME with a token file, a database and a slug."""
+    home = tmp_path / "home"
+    slug = home / "slugs" / "slug1"
+    (slug / "bin").mkdir(parents=True)
+    (home / "token").write_text("TOKEN-SECRET-1234\n")
+    (home / "state.db").write_text("DATABASE-SECRET\n")
+    (slug / "Procfile").write_text("web: python -m http.server $PORT\n")
+    (slug / "app.txt").write_text("hello from the slug\n")
+    return home
+
+
+@pytest.fixture
+def start(home: Path):
+    """start(sandbox_name, script, tty=False, **spec_fields) → a running Dyno, cleaned up after."""
+    started: list[Dyno] = []
+
+    def start(name: str, script: str, tty: bool = False, **fields) -> Dyno:
+        dyno_id = str(uuid.uuid4())
+        fields.setdefault("name", f"run.{len(started) + 1}")
+        spec = DynoSpec(dyno_id=dyno_id, slug_dir=home / "slugs" / "slug1", work_dir=home / "dynos" / dyno_id,
+                        argv=["bash", "-c", script], env={"PATH": PATH, "LANG": "C.UTF-8"}, **fields)
+        dyno = Dyno(SANDBOXES[name](home), spec, tty)
+        started.append(dyno)
+        return dyno
+
+    yield start
+    for dyno in started:
+        dyno.close()
+
+
+def run(start, name: str, script: str, **fields) -> tuple[int, str, Dyno]:
+    dyno = start(name, script, **fields)
+    status, out = dyno.finish()
+    return status, out, dyno
+
+
+# the seed's session -----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", BOTH)
+def test_pwd_is_home_and_ls_shows_the_slug(start, name):
+    status, out, dyno = run(start, name, 'pwd; echo "HOME=$HOME"; ls')
+    assert status == 0, out
+    lines = out.split()
+    assert lines[0] == dyno.launch.home and lines[1] == f"HOME={dyno.launch.home}"
+    assert {"Procfile", "app.txt", "bin"} <= set(lines[2:])
+    if name == "linux":
+        assert dyno.launch.home == "/app"
+
+
+@pytest.mark.parametrize("name", BOTH)
+def test_rm_procfile_leaves_the_slug_and_the_next_dyno_untouched(start, home, name):
+    status, out, _ = run(start, name, "rm Procfile && ls")
+    assert status == 0 and "Procfile" not in out
+    assert (home / "slugs" / "slug1" / "Procfile").exists()
+    status, out, _ = run(start, name, "cat Procfile")
+    assert status == 0 and "web: python" in out
+
+
+@pytest.mark.parametrize("name", BOTH)
+def test_exit_status_is_the_commands(start, name):
+    assert run(start, name, "echo bye; exit 3")[:2] == (3, "bye\n")
+
+
+@pytest.mark.parametrize("name", BOTH)
+def test_writes_stay_in_the_dyno_dir_and_vanish_at_cleanup(start, home, name):
+    status, out, dyno = run(start, name, "echo written > new.txt && mkdir -p a/b && chmod 000 a && echo ok")
+    assert (status, out) == (0, "ok\n")
+    assert [p.read_text() for p in dyno.spec.work_dir.rglob("new.txt")] == ["written\n"]
+    assert not (home / "slugs" / "slug1" / "new.txt").exists()
+    dyno.sandbox.cleanup(dyno.spec)
+    dyno.sandbox.cleanup(dyno.spec)  # idempotent
+    assert not dyno.spec.work_dir.exists()
+
+
+# signals ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", BOTH)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_signal_to_the_process_group_ends_the_dyno(start, name, sig):
+    dyno = start(name, "sleep 300 & echo started; wait")
+    dyno.read_until("started")
+    os.killpg(dyno.proc.pid, sig)
+    status, _ = dyno.finish()
+    assert Sandbox.default_signal_exit(_wait_status(status)) == 128 + sig
+
+
+@pytest.mark.parametrize("name", BOTH)
+def test_a_command_trapping_sigterm_lives_on_until_sigkill(start, name):
+    dyno = start(name, "trap 'echo got TERM' TERM; echo started; while :; do sleep 0.05; done")
+    dyno.read_until("started")
+    dyno.sandbox.signal(dyno.proc.pid, signal.SIGTERM)
+    dyno.read_until("got TERM")
+    assert dyno.proc.poll() is None
+    dyno.sandbox.signal(dyno.proc.pid, signal.SIGKILL)
+    status, _ = dyno.finish()
+    assert Sandbox.default_signal_exit(_wait_status(status)) == 137
+
+
+@pytest.mark.parametrize("name", LINUX)
+def test_sigterm_reaches_processes_in_other_groups(start, name):
+    """The sandbox's signal() reaches every process of the dyno, also those that left its group."""
+    dyno = start(name, "setsid sh -c 'trap \"echo child got TERM\" TERM; echo child; while :; do sleep 0.05; done' &"
+                       " read line")
+    dyno.read_until("child")
+    dyno.sandbox.signal(dyno.proc.pid, signal.SIGTERM)
+    dyno.read_until("child got TERM")
+    dyno.finish()
+
+
+def _wait_status(returncode: int) -> int:
+    """Popen's returncode back as a wait status."""
+    return -returncode if returncode < 0 else returncode << 8
+
+
+# a terminal -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", BOTH)
+def test_tty_job_control_and_ctrl_c(start, name):
+    dyno = start(name, "exec bash --norc -i", tty=True)
+    dyno.send("PS1='$ '; tty && echo IS-A-TTY\n")
+    dyno.read_until("IS-A-TTY")
+    dyno.send("sleep 300\n")
+    dyno.send("\x03")
+    dyno.send("echo after-$((40+2))\n")
+    dyno.read_until("after-42")
+    dyno.send("sleep 300 & jobs %1 && echo JOB-$((1+1))\n")
+    dyno.read_until("JOB-2")
+    dyno.send("kill %1; exit 5\n")
+    assert dyno.finish()[0] == 5
+
+
+# isolation (linux) ------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", LINUX)
+def test_concurrent_dynos_see_neither_files_nor_processes_of_each_other(start, name):
+    first = start(name, "echo mine > secret-one; sleep 300 & echo ready; read line")
+    first.read_until("ready")
+    upper = first.spec.work_dir
+    status, out, second = run(start, name, f"ls /app; ls {upper} 2>&1; echo ---; ps -eo pid,args --no-headers")
+    assert status == 0, out
+    files, processes = out.split("---\n")
+    assert "secret-one" not in files and "No such file or directory" in files
+    pids = [line.split(None, 1) for line in processes.strip().splitlines()]
+    assert pids[0][0] == "1" and not any("sleep 300" in args for _, args in pids), processes
+    assert len(pids) <= 4, processes
+    first.send("\n")
+    assert first.finish()[0] == 0
+
+
+@pytest.mark.parametrize("name", LINUX)
+def test_dyno_home_is_unreachable(start, home, name):
+    paths = [home / "token", home / "state.db", home / "slugs", home / "dynos", home]
+    script = "; ".join(f"cat {p} 2>/dev/null || ls {p} 2>/dev/null || echo GONE" for p in paths)
+    status, out, _ = run(start, name, script + "; grep -rs SECRET /app /tmp /run /var /opt /etc; echo end")
+    assert out.split() == ["GONE"] * len(paths) + ["end"], out
+
+
+@pytest.mark.parametrize("name", LINUX)
+def test_a_home_under_a_system_dir_is_covered(tmp_path, name):
+    """$DYNO_HOME below /opt (bound read-only into every dyno) is hidden by an empty mount."""
+    if not os.access("/opt", os.W_OK):
+        pytest.skip("needs a writable /opt")
+    with tempfile.TemporaryDirectory(dir="/opt", prefix="dynokernel-test-") as raw:
+        home = Path(raw)
+        (home / "token").write_text("TOKEN-SECRET\n")
+        (home / "slug").mkdir()
+        sandbox = SANDBOXES[name](home)
+        spec = DynoSpec(dyno_id=str(uuid.uuid4()), name="run.1", slug_dir=home / "slug", work_dir=home / "dyno",
+                        argv=["sh", "-c", f"ls -A {home}; cat {home}/token; ls -d /opt/*"], env={"PATH": PATH})
+        dyno = Dyno(sandbox, spec, tty=False)
+        try:
+            status, out = dyno.finish()
+        finally:
+            dyno.close()
+    assert "TOKEN-SECRET" not in out and "No such file" in out, out
+    assert home.name in out  # the folder itself is there, empty
+
+
+@pytest.mark.parametrize("name", LINUX)
+def test_hostname_is_the_dyno_name_and_system_dirs_are_read_only(start, name):
+    script = "hostname; touch /usr/x /etc/x /x 2>&1; mount -o remount,rw /usr 2>&1 | grep -c denied"
+    status, out, _ = run(start, name, script, name="run.42")
+    lines = out.splitlines()
+    assert lines[0] == "run.42"
+    assert sum("Read-only file system" in line for line in lines) == 3, out
+    assert lines[-1] == "1", out
+
+
+# sizes (linux + cgroups) ------------------------------------------------------------------------
+@pytest.mark.parametrize("name", LINUX)
+@needs_cgroups
+def test_a_process_spawning_loop_stops_at_the_pids_limit(start, name):
+    loop = "i=0; trap 'echo spawned $i' EXIT; while [ $i -lt 2000 ]; do sleep 300 & i=$((i+1)); done"
+    started = time.monotonic()
+    status, out, dyno = run(start, name, f"exec sh -c '{loop}' 2>&1", max_pids=40)
+    spawned = int(out.split("spawned ")[1].split()[0])
+    assert status != 0 and spawned < 40, out
+    assert time.monotonic() - started < 10
+    assert DynoCgroup.find(dyno.spec.dyno_id).pids() == set()
+
+
+@pytest.mark.parametrize("name", LINUX)
+@needs_cgroups
+def test_a_memory_hog_is_stopped(start, name):
+    dyno = start(name, "dd if=/dev/zero of=/dev/null bs=512M count=1", memory_bytes=32 << 20)
+    status, out = dyno.finish()
+    assert status == 137 or "memory" in out, (status, out)
+    if status == 137:
+        assert DynoCgroup.find(dyno.spec.dyno_id).oom_kills() >= 1
+
+
+@pytest.mark.parametrize("name", LINUX)
+@needs_cgroups
+def test_memory_usage_is_readable_while_the_dyno_runs(start, name):
+    hold = "python3 -c 'b = bytearray(40 << 20); b[::4096] = b\"x\" * len(b[::4096]); print(\"held\", flush=True); input()'"
+    dyno = start(name, hold)
+    dyno.read_until("held")
+    assert memory_usage(dyno.spec.dyno_id) >= 40 << 20
+    dyno.send("\n")
+    assert dyno.finish()[0] == 0
+
+
+# cleanup ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", BOTH)
+def test_a_dyno_killed_mid_write_leaves_no_residue(start, name):
+    dyno = start(name, "echo writing; while :; do head -c 65536 /dev/zero >> big; done")
+    dyno.read_until("writing")
+    dyno.sandbox.signal(dyno.proc.pid, signal.SIGKILL)
+    dyno.finish()
+    dyno.sandbox.cleanup(dyno.spec)
+    assert not dyno.spec.work_dir.exists()
+
+
+@pytest.mark.parametrize("name", LINUX)
+@needs_cgroups
+def test_cleanup_after_a_manifold_crash_ends_the_dyno_and_removes_everything(start, name):
+    """The next manifold calls cleanup(spec) for a dyno it no longer supervises."""
+    dyno = start(name, "sleep 300 & echo running; wait")
+    dyno.read_until("running")
+    dyno.sandbox.cleanup(dyno.spec)
+    assert dyno.proc.wait(timeout=TIMEOUT) != 0
+    assert not dyno.spec.work_dir.exists()
+    assert not any(path.exists() for path in DynoCgroup.find(dyno.spec.dyno_id).dirs.values())
