@@ -44,12 +44,16 @@ TOOLS = ("unshare", "mount", "umount", "pivot_root")
 _SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # $0 is the dyno's name, "$@" its command.  Runs in the new user/mount/UTS/IPC namespaces but
-# outside the new PID namespace: its first child, the subshell, is that namespace's init.
+# outside the new PID namespace: its first child, the subshell, is that namespace's init.  The
+# shells' own stderr is /dev/null (fd 3 keeps the dyno's), so "Terminated" and the like from a
+# shell about its child don't end up in the dyno's output.
 _LAUNCH = """\
 set -e
 {join}trap : HUP INT TERM QUIT
 set +e
+exec 3>&2 2>/dev/null
 (
+exec 2>&3 3>&-
 set -e
 {{ printf %s "$0" >/proc/sys/kernel/hostname; }} 2>/dev/null || {hostname}
 {mount} -a -T {fstab}
@@ -58,8 +62,15 @@ cd {root}
 {pivot_root} . .
 {umount} -l .
 cd /app
-exec {unshare} --user --map-root-user --mount --propagation unchanged -- /bin/sh -c '"$@"; exit $?' "$0" "$@"
+exec {unshare} --user --map-root-user --mount --propagation unchanged -- /bin/sh /dev/init "$@"
 )
+exit $?
+"""
+
+# The namespace's init, /dev/init inside: runs the command and exits with its status.
+_INIT = """\
+exec 3>&2 2>/dev/null
+(exec "$@" 2>&3 3>&-)
 exit $?
 """
 
@@ -185,6 +196,7 @@ def _make_dirs(spec: DynoSpec) -> None:
         (skel / sub).mkdir(parents=True, exist_ok=True)
     for name in (*DEVICES, "console"):
         (skel / "dev" / name).touch()
+    (skel / "dev" / "init").write_text(_INIT)
     all_links = {**links, **{f"dev/{k}": v for k, v in DEV_LINKS.items()},
                  "var/tmp": "../tmp", "var/run": "../run", "lower": None}
     for name, target in all_links.items():
