@@ -7,6 +7,7 @@ import select
 import signal
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 from ..paths import HomeFiles, dyno_home
 from ..platform.app import App
@@ -144,6 +145,9 @@ def ps_cmd(args) -> int:
     dynos = app.ps()
     if args.types:
         dynos = [d for d in dynos if d["type"] in args.types]
+        for dyno_type in args.types:
+            if not any(d["type"] == dyno_type for d in dynos):
+                raise PlatformError(f"No {dyno_type} dynos on {fmt.app_label(app.name)}")
     print(fmt.as_json(dynos) if args.json else fmt.ps_text(app.name, dynos))
     return 0
 
@@ -160,15 +164,11 @@ def stop_cmd(args) -> int:
     if args.process_type and name:
         raise PlatformError("Use either --dyno-name or --process-type, not both")
     if args.process_type:
-        _err_inline(f"Stopping {args.process_type} dynos on {fmt.app_label(app.name)}... ")
+        _err_inline(f"Stopping all {args.process_type} dynos on {fmt.app_label(app.name)}... ")
         app.stop_type(args.process_type)
     elif name:
-        if "." not in name:
-            _err_inline(f"Stopping {name} dynos on {fmt.app_label(app.name)}... ")
-            app.stop_type(name)
-        else:
-            _err_inline(f"Stopping dyno {name} on {fmt.app_label(app.name)}... ")
-            app.stop(name)
+        _err_inline(f"Stopping dyno {name} on {fmt.app_label(app.name)}... ")
+        app.stop(name)  # a bare process type (`ps:stop web`) stops all of that type
     else:
         raise PlatformError("Please specify a process type or dyno name to stop (-p TYPE or -d NAME)")
     _err("done")
@@ -232,6 +232,61 @@ def apps_info_cmd(args) -> int:
     return 0
 
 
+# formation ----------------------------------------------------------------------
+def restart_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-d", "--dyno-name", help="name of the dyno to restart")
+    parser.add_argument("-p", "--process-type", help="name of the process type to restart")
+    parser.add_argument("dyno", nargs="?", help="name of the dyno to restart (deprecated: use -d)")
+
+
+def restart_cmd(args) -> int:
+    app = _app(args)
+    name = args.dyno_name or args.dyno
+    if args.process_type and name:
+        raise PlatformError("--process-type cannot also be provided when using --dyno-name")
+    if args.process_type:
+        message, path = f"Restarting all {args.process_type} dynos", f"/formations/{quote(args.process_type)}"
+    elif name:
+        message, path = f"Restarting dyno {name}", f"/dynos/{quote(name)}"
+    else:
+        message, path = "Restarting all dynos", "/dynos"
+    _err_inline(f"{message} on {fmt.app_label(app.name)}... ")
+    app.client.request("DELETE", app.path + path)
+    _err("done")
+    return 0
+
+
+def scale_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("changes", nargs="*", metavar="TYPE=QUANTITY[:SIZE]", help="e.g. web=2 worker+1:Standard-2X")
+
+
+def scale_cmd(args) -> int:
+    import re
+    app = _app(args)
+    changes = []
+    for arg in args.changes:
+        match = re.match(r"^([\w-]+)([=+-]\d+)(?::([\w-]+))?$", arg)
+        if match:
+            quantity = match.group(2)[1:] if match.group(2)[0] == "=" else match.group(2)
+            change = {"quantity": quantity, "type": match.group(1)}
+            if match.group(3):
+                change["size"] = match.group(3)
+            changes.append(change)
+    if not changes:
+        formation = app.client.request("GET", f"{app.path}/formation")
+        if not formation:
+            raise PlatformError(f"No process types on {fmt.app_label(app.name)}.\n"
+                                "Upload a Procfile to add process types.")
+        print(fmt.scale_text(formation))
+        return 0
+    _err_inline("Scaling dynos... ")
+    formation = app.client.request("PATCH", f"{app.path}/formation", {"updates": changes})
+    changed = {c["type"] for c in changes}
+    _err("done, now running " + ", ".join(f"{f['type']} at {f['quantity']}:{f['size']}"
+                                          for f in formation if f["type"] in changed))
+    return 0
+
+
 def apps_update_spec(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--idle-timeout", type=float, required=True,
                         help="seconds an attached dyno may be idle before it gets SIGHUP")
@@ -291,7 +346,8 @@ def releases_spec(parser: argparse.ArgumentParser) -> None:
 
 def releases_cmd(args) -> int:
     app = _app(args)
-    releases = sorted(app.releases(), key=lambda r: -r["version"])[:args.num]
+    releases = app.client.request("GET", f"{app.path}/releases",
+                                  headers={"Range": f"version ..; max={args.num or 15}, order=desc"})
     print(fmt.as_json(releases) if args.json else fmt.releases_text(app.name, releases))
     return 0
 
@@ -315,11 +371,19 @@ def config_cmd(args) -> int:
 
 
 def config_get_spec(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("key", help="config var name")
+    parser.add_argument("keys", nargs="+", metavar="KEY", help="config var name")
+    parser.add_argument("-s", "--shell", action="store_true", help="output config vars in shell format")
+    parser.add_argument("-j", "--json", action="store_true", help="output in json format")
 
 
 def config_get_cmd(args) -> int:
-    print(_app(args).config().get(args.key, ""))
+    config = _app(args).config()
+    if args.json:
+        results = [{"key": key, "value": config.get(key)} for key in args.keys]
+        print(fmt.as_json(results[0] if len(results) == 1 else results))
+    for key in [] if args.json else args.keys:
+        value = config.get(key) or ""
+        print(f"{key}={fmt.shell_quote(value)}" if args.shell else value)
     return 0
 
 
@@ -337,9 +401,14 @@ def config_set_cmd(args) -> int:
     app = _app(args)
     _err_inline(f"Setting {', '.join(changes)} and restarting {fmt.app_label(app.name)}... ")
     config = app.set_config(changes)
-    _err(f"done, v{app.releases()[-1]['version']}")
-    print(fmt.config_text(app.name, {k: config[k] for k in changes}).split("\n\n", 1)[-1])
+    _err(f"done, v{_last_release(app)}")
+    print(fmt.config_pairs({k: v for k, v in config.items() if changes.get(k)}))
     return 0
+
+
+def _last_release(app: App) -> int:
+    releases = app.client.request("GET", f"{app.path}/releases", headers={"Range": "version ..; order=desc,max=1"})
+    return releases[0]["version"]
 
 
 def config_unset_spec(parser: argparse.ArgumentParser) -> None:
@@ -350,7 +419,7 @@ def config_unset_cmd(args) -> int:
     app = _app(args)
     _err_inline(f"Unsetting {', '.join(args.keys)} and restarting {fmt.app_label(app.name)}... ")
     app.set_config({key: None for key in args.keys})
-    _err(f"done, v{app.releases()[-1]['version']}")
+    _err(f"done, v{_last_release(app)}")
     return 0
 
 
@@ -405,6 +474,8 @@ COMMANDS = {
     "ps": (ps_spec, ps_cmd, True),
     "ps:stop": (stop_spec, stop_cmd, True),
     "ps:kill": (stop_spec, stop_cmd, True),
+    "ps:restart": (restart_spec, restart_cmd, True),
+    "ps:scale": (scale_spec, scale_cmd, True),
     "logs": (logs_spec, logs_cmd, True),
     "apps": (_json_flag, apps_cmd, True),
     "apps:create": (apps_create_spec, apps_create_cmd, True),
