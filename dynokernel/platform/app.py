@@ -47,6 +47,18 @@ class RunTimeout(TimeoutError):
         self.run = run
 
 
+class SharedClient(Client):
+    """A Client that several threads may use (one request at a time on its connection)."""
+
+    def __init__(self, endpoint=None) -> None:
+        super().__init__(endpoint)
+        self._request_lock = threading.Lock()
+
+    def request(self, *args, **kwargs):
+        with self._request_lock:
+            return super().request(*args, **kwargs)
+
+
 class App:
     """An app on the manifold (or Heroku), resolved like the CLI resolves it."""
 
@@ -87,8 +99,15 @@ class App:
     def reconnect(self, autostart: bool = False) -> None:
         """Find the API again (a restarted local manifold listens on a new port)."""
         old = self.client
-        self.client = Client(resolve_endpoint(autostart=autostart))
+        self.client = type(old)(resolve_endpoint(autostart=autostart))
         old.close()
+
+    def for_threads(self) -> "App":
+        """The same app with its own connection, safe to share between threads (the panels use it)."""
+        twin = App.__new__(App)
+        twin.__dict__.update(self.__dict__)
+        twin.client = SharedClient(self.client.endpoint)
+        return twin
 
     @property
     def path(self) -> str:
@@ -414,6 +433,7 @@ class LogTail:
         self.app, self.lines, self.dyno, self.source = app, lines, dyno, source
         self.last_id = last_id
         self._conn: http.client.HTTPConnection | None = None
+        self._response: http.client.HTTPResponse | None = None
         self._closed = threading.Event()
         self._lock = threading.Lock()
 
@@ -428,12 +448,16 @@ class LogTail:
         for batch in self.batches():
             yield from batch
 
+    def open(self) -> "LogTail":
+        """Start the log session and connect (iterating does it when not done yet)."""
+        if self._response is None and not self.closed:
+            session = self.app.log_session(lines=self.lines, dyno=self.dyno, source=self.source, tail=True)
+            self._response = self._open(session["logplex_url"])
+        return self
+
     def batches(self) -> Iterator[list[str]]:
         """Lists of lines, one per server event (history arrives as one big batch)."""
-        if self.closed:
-            return
-        session = self.app.log_session(lines=self.lines, dyno=self.dyno, source=self.source, tail=True)
-        response = self._open(session["logplex_url"])
+        response = self.open()._response
         if response is None:
             return
         batch: list[str] = []
@@ -504,6 +528,6 @@ class LogTail:
     def _disconnect(self) -> None:
         """The reader's own clean-up (only the iterating thread closes the connection)."""
         with self._lock:
-            conn, self._conn = self._conn, None
+            conn, self._conn, self._response = self._conn, None, None
         if conn is not None:
             conn.close()

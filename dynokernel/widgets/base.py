@@ -67,7 +67,8 @@ def close_all() -> None:
 
 
 def resolve_app(app: App | str | None) -> App:
-    return app if isinstance(app, App) else App(app)
+    """A private, thread-safe App for a panel."""
+    return (app if isinstance(app, App) else App(app)).for_threads()
 
 
 class Panel(W.VBox):
@@ -149,6 +150,7 @@ class Panel(W.VBox):
                     if self._stopping.is_set():
                         return
                     self._tail = tail
+                tail.open()
                 on_connect()
                 self._show_error(None)
                 delay = RETRY_FIRST

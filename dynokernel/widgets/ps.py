@@ -146,7 +146,9 @@ class PsPanel(Panel):
 
     def _app_changed(self, change) -> None:
         with self._lock:
-            self.app = App(change["new"], client=self.app.client)
+            twin = self.app.for_threads()
+            twin.name, twin.directory = change["new"], None
+            self.app = twin
             self.dynos.clear()
             self._stop_seen.clear()
             self._render()
