@@ -424,10 +424,29 @@ def config_unset_cmd(args) -> int:
 
 
 # the manifold -------------------------------------------------------------------
+def manifold_start_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--listen", metavar="ADDR:PORT",
+                        help="also serve the API over TLS on ADDR:PORT (rendezvous on PORT+1), for other machines")
+
+
 def manifold_start_cmd(args) -> int:
     files = HomeFiles(dyno_home())
-    info = running_manifold(files) or start_manifold(files)
+    info = running_manifold(files)
+    if info is None:
+        if args.listen:
+            from ..manifold.listen import parse_listen, ListenError
+            try:
+                parse_listen(args.listen)
+            except ListenError as exc:
+                raise PlatformError(str(exc)) from None
+            os.environ["DYNO_LISTEN"] = args.listen
+        info = start_manifold(files)
+    elif args.listen and info.get("listen_url") is None:
+        raise PlatformError("The manifold is already running without --listen; stop it first (dyno manifold:stop)")
     print(f"Manifold running: pid {info['pid']}, API {info['api_url']}, home {files.home}")
+    if info.get("listen_url"):
+        print(f"Listening on {info['listen_url']} (TLS, CA {files.ca_cert}; rendezvous port "
+              f"{info['listen_rendezvous_port']})")
     return 0
 
 
@@ -489,7 +508,7 @@ COMMANDS = {
     "config:set": (config_set_spec, config_set_cmd, True),
     "config:unset": (config_unset_spec, config_unset_cmd, True),
     "heroku-env": (heroku_env_spec, heroku_env_cmd, False),
-    "manifold:start": (_none, manifold_start_cmd, False),
+    "manifold:start": (manifold_start_spec, manifold_start_cmd, False),
     "manifold:stop": (_none, manifold_stop_cmd, False),
     "manifold:status": (_none, manifold_status_cmd, False),
 }

@@ -57,8 +57,14 @@ async def serve(files: HomeFiles, ready_fd: int | None) -> None:
     info = {"pid": os.getpid(), "api_url": f"http://127.0.0.1:{api_port}", "api_port": api_port,
             "rendezvous_port": supervisor.rendezvous_port, "version": __version__, "home": str(files.home),
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    server = tornado.httpserver.HTTPServer(make_app(Manifold(store, logplex, supervisor, read_token(files), info)))
+    manifold = Manifold(store, logplex, supervisor, read_token(files), info)
+    server = tornado.httpserver.HTTPServer(make_app(manifold))
     server.add_sockets(sockets)
+    remote: list = []
+    if os.environ.get("DYNO_LISTEN"):  # manifold:start --listen ADDR:PORT (listen.py)
+        from .listen import start_listen
+        listen_info, remote = await start_listen(os.environ["DYNO_LISTEN"], manifold)
+        info.update(listen_info)
     _write_json(files.endpoint, info)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -68,6 +74,8 @@ async def serve(files: HomeFiles, ready_fd: int | None) -> None:
     await stopping.wait()
     server.stop()
     rendezvous.close()
+    for extra in remote:
+        (extra.stop if isinstance(extra, tornado.httpserver.HTTPServer) else extra.close)()
     await supervisor.shutdown()
     files.endpoint.unlink(missing_ok=True)
     store.close()
