@@ -195,7 +195,7 @@ def _wait_messages(app: AppDir, name: str, last: str) -> list[str]:
 def test_idle_timeout_hangs_up_and_r16_when_ignored(app: AppDir):
     api = app.api()
     from dynokernel.platform.rendezvous import connect
-    run = api.run("trap '' HUP; echo trapped; sleep 300", idle_timeout=0.5)
+    run = api.start("trap '' HUP; echo trapped; sleep 300", tty=True, idle_timeout=0.5)
     sock, early = connect(run.attach_url, api.client.endpoint.ca_file)
     sock.settimeout(20)
     received = early
@@ -216,12 +216,12 @@ def test_idle_timeout_hangs_up_and_r16_when_ignored(app: AppDir):
 def test_rendezvous_secret_is_single_use_and_expires(app: AppDir):
     api = app.api()
     from dynokernel.platform.rendezvous import AttachError, connect
-    run = api.run("echo once", tty=False)
+    run = api.start("echo once", tty=False)
     sock, early = connect(run.attach_url, api.client.endpoint.ca_file)
     with pytest.raises(AttachError):
         connect(run.attach_url, api.client.endpoint.ca_file)
     sock.close()
-    never = api.run("echo never attached")
+    never = api.start("echo never attached")
     messages = _wait_messages(app, never.name, "State changed from starting to complete")
     assert "Error R13 (Attach error) -> Failed to attach to process" in messages
 

@@ -177,7 +177,10 @@ class Supervisor:
     # starting -----------------------------------------------------------------
     def take_awaiting(self, secret: str) -> Dyno | None:
         """The dyno awaiting this rendezvous secret; a secret works once."""
-        return self._awaiting.pop(secret, None)
+        dyno = self._awaiting.pop(secret, None)
+        if dyno is not None:
+            dyno.secret = None  # no longer shown as its attach_url
+        return dyno
 
     def _start(self, dyno: Dyno) -> None:
         launch = self.sandbox.prepare(dyno.spec)
@@ -222,6 +225,7 @@ class Supervisor:
     async def serve_client(self, dyno: Dyno, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Relay a rendezvous client to the dyno until either side goes away."""
         dyno.writer = writer
+        dyno.last_io = time.monotonic()
         for timer in dyno.timers:
             timer.cancel()
         try:
