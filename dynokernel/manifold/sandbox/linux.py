@@ -1,7 +1,8 @@
 """The Linux sandbox: namespaces, the slug as the lower layer of an overlay at /app, a new root.
 
 Each dyno gets new user, mount, PID, UTS and IPC namespaces (util-linux `unshare`) and a root
-of its own: a skeleton folder in the dyno's `work_dir` with, mounted on it, the host's system
+of its own: a read-only skeleton of folders (made once per $DYNO_HOME, shared by all dynos, in
+`sandbox/root-<digest>`) with, mounted on it in the dyno's mount namespace only, the host's system
 folders read-only, the overlay at `/app` (the slug below, `work_dir/upper` above), a private
 `/tmp`, `/run` and `/dev/shm`, a minimal `/dev`, a new devpts and the `/proc` of its own PID
 namespace.  Nothing else of the host — in particular nothing of $DYNO_HOME — is in that root.
@@ -22,6 +23,7 @@ command, and the dyno ends when the command ends; SIGKILL ends everything at onc
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import shlex
 import shutil
@@ -84,13 +86,13 @@ class LinuxSandbox(Sandbox):
     """Namespaces + overlay + a new root per dyno; sizes from cgroups, else rlimits.
 
     Works as root and, where the kernel allows unprivileged user namespaces, as any user.
-    Layout of a dyno's `work_dir`: `skel/` (the new root's folders), `root/` (where it is
-    mounted), `upper/` and `work/` (the overlay's writable layer), `lower` (a link to the
-    slug) and `fstab`.
+    Layout of a dyno's `work_dir`: `root/` (where the skeleton is mounted), `upper/` and
+    `work/` (the overlay's writable layer), `lower` (a link to the slug) and `fstab`.
     """
 
     name = "linux"
     _available: bool | None = None
+    _skeleton_dir: Path | None = None
 
     @classmethod
     def available(cls) -> bool:
@@ -108,7 +110,7 @@ class LinuxSandbox(Sandbox):
             raise SandboxError("the linux sandbox needs util-linux unshare, mount, umount and pivot_root")
         root = spec.work_dir / "root"
         _make_dirs(spec)
-        (spec.work_dir / "fstab").write_text(_fstab(spec, self._masks(spec)))
+        (spec.work_dir / "fstab").write_text(_fstab(spec, self._skeleton(), self._masks(spec)))
         try:
             group = DynoCgroup.create(spec.dyno_id, spec.memory_bytes, spec.max_pids)
         except LimitError as exc:
@@ -138,6 +140,22 @@ class LinuxSandbox(Sandbox):
             super().signal(pid, sig)
         if group is not None:
             group.kill(sig)
+
+    def _skeleton(self) -> Path:
+        """The new root's folders, files and links; made once (atomically), never changed."""
+        if self._skeleton_dir is None:
+            digest = hashlib.sha256(repr((_host_layout(), DEVICES, DEV_LINKS, _INIT)).encode()).hexdigest()
+            path = self.home / "sandbox" / f"root-{digest[:12]}"
+            if not path.is_dir():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                draft = Path(tempfile.mkdtemp(prefix=".root-", dir=path.parent))
+                _make_skeleton(draft)
+                try:
+                    draft.rename(path)
+                except OSError:  # another manifold made it first
+                    _rmtree(draft)
+            self._skeleton_dir = path
+        return self._skeleton_dir
 
     def _masks(self, spec: DynoSpec) -> list[Path]:
         """Manifold paths that lie under a read-only system folder and must be covered inside."""
@@ -187,27 +205,30 @@ def _host_layout() -> tuple[dict[str, str], list[Path]]:
 
 
 def _make_dirs(spec: DynoSpec) -> None:
-    """The dyno's folders: the skeleton of its root, the overlay's layers, the mount point."""
-    work, skel = spec.work_dir, spec.work_dir / "skel"
-    links, binds = _host_layout()
+    """The dyno's own folders: the mount point of its root and the overlay's layers."""
     for sub in ("root", "upper", "work"):
-        (work / sub).mkdir(parents=True, exist_ok=True)
+        (spec.work_dir / sub).mkdir(parents=True, exist_ok=True)
+    if not (spec.work_dir / "lower").is_symlink():
+        (spec.work_dir / "lower").symlink_to(spec.slug_dir)
+
+
+def _make_skeleton(skel: Path) -> None:
+    """Mount points, empty files to bind devices on, links, and /dev/init."""
+    links, binds = _host_layout()
     for sub in ("app", "tmp", "proc", "run", "dev/pts", "dev/shm", "var", *(str(d)[1:] for d in binds)):
         (skel / sub).mkdir(parents=True, exist_ok=True)
     for name in (*DEVICES, "console"):
         (skel / "dev" / name).touch()
     (skel / "dev" / "init").write_text(_INIT)
-    all_links = {**links, **{f"dev/{k}": v for k, v in DEV_LINKS.items()},
-                 "var/tmp": "../tmp", "var/run": "../run", "lower": None}
+    all_links = {**links, **{f"dev/{k}": v for k, v in DEV_LINKS.items()}, "var/tmp": "../tmp", "var/run": "../run"}
     for name, target in all_links.items():
-        path, target = (work / name, spec.slug_dir) if target is None else (skel / name, target)
-        if not path.is_symlink():
-            path.symlink_to(target)
+        (skel / name).symlink_to(target)
+    skel.chmod(0o755)
 
 
-def _fstab(spec: DynoSpec, masks: list[Path]) -> str:
+def _fstab(spec: DynoSpec, skel: Path, masks: list[Path]) -> str:
     """Every mount of the new root, in order; overlay layers are relative to `work_dir`."""
-    root, skel = spec.work_dir / "root", spec.work_dir / "skel"
+    root = spec.work_dir / "root"
     inside = lambda path: root / str(path).lstrip("/")  # noqa: E731
     entries = [(skel, root, "none", "bind,ro"),
                ("overlay", root / "app", "overlay", "lowerdir=lower,upperdir=upper,workdir=work")]
