@@ -23,6 +23,7 @@ class Manifold:
     """A manifold started for tests in its own $DYNO_HOME, and helpers to drive it."""
 
     def __init__(self, home: Path, settings: dict[str, str] | None = None) -> None:
+        home.mkdir(parents=True, exist_ok=True)
         self.home = home
         self.env = dict(os.environ, DYNO_HOME=str(home), **FAST_SETTINGS, **(settings or {}))
         self.env.pop("DYNO_APP", None)

@@ -21,7 +21,7 @@ def test_seed_session_slug_is_copied_per_dyno(app: AppDir):
     assert "Procfile" in listings[0] and "Procfile" not in listings[1]
     second = app.dyno("run", "ls")
     assert "Procfile" in second.stdout.split()  # the app is unchanged
-    assert re.search(rf"Running ls on \u2b22 {app.name}\.\.\. up, run\.\d+", second.stderr)
+    assert re.search(rf"Running ls on {app.name}\.\.\. up, run\.\d+", second.stderr)
 
 
 def test_process_type_substitution_with_args(app: AppDir):
@@ -88,7 +88,7 @@ def test_ps_format_json_and_stop(app: AppDir):
     stopped = app.dyno("ps:stop", name)
     assert stopped.returncode == 0 and f"Stopping dyno {name}" in stopped.stderr
     assert _wait(app, name) == 143
-    assert app.dyno("ps").stdout.strip() == f"No dynos on \u2b22 {app.name}"
+    assert app.dyno("ps").stdout.strip() == f"No dynos on {app.name}"
     assert "Stopping all processes with SIGTERM" in app.dyno("logs", "-d", name).stdout
 
 

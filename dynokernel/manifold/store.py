@@ -44,7 +44,7 @@ CREATE INDEX IF NOT EXISTS logs_app ON logs (app_id, id);
 CREATE INDEX IF NOT EXISTS logs_dyno ON logs (app_id, dyno, id);
 """
 
-LIVE_STATES = ("starting", "up", "idle", "crashed")
+LIVE_STATES = ("starting", "up", "idle")  # what ps lists; ended dynos stay readable by name
 
 
 def now() -> datetime:
