@@ -200,8 +200,9 @@ def test_a_command_trapping_sigterm_lives_on_until_sigkill(start, kind):
 
 
 @pytest.mark.parametrize("kind", LINUX)
+@needs_cgroups
 def test_sigterm_reaches_processes_in_other_groups(start, kind):
-    """The sandbox's signal() reaches every process of the dyno, also those that left its group."""
+    """With a cgroup, the sandbox's signal() reaches every process of the dyno, also in other groups."""
     child = "trap 'echo child got TERM' TERM; echo child-ready; while :; do sleep 0.05; done"
     dyno = start(kind, f"setsid sh -c \"{child}\" & trap '' TERM; echo main-ready; read line")
     dyno.read_until("child-ready", "main-ready")
@@ -290,8 +291,9 @@ def test_hostname_is_the_dyno_name_and_system_dirs_are_read_only(start, kind):
 
 
 # sizes (linux + cgroups) ------------------------------------------------------------------------
+# With cgroups where we may make them (root here), else with rlimits (RLIMIT_NPROC spares root).
 @pytest.mark.parametrize("kind", LINUX)
-@needs_cgroups
+@pytest.mark.skipif(cgroup_parents() is None and os.geteuid() == 0, reason="root has no process rlimit")
 def test_a_process_spawning_loop_stops_at_the_pids_limit(start, kind):
     loop = "i=0; trap 'echo spawned $i' EXIT; while [ $i -lt 2000 ]; do sleep 300 & i=$((i+1)); done"
     started = time.monotonic()
@@ -299,17 +301,17 @@ def test_a_process_spawning_loop_stops_at_the_pids_limit(start, kind):
     spawned = int(out.split("spawned ")[1].split()[0])
     assert status != 0 and spawned < 40, out
     assert time.monotonic() - started < 10
-    assert DynoCgroup.find(dyno.spec.dyno_id).pids() == set()
+    if cgroup_parents():
+        assert DynoCgroup.find(dyno.spec.dyno_id).pids() == set()
 
 
 @pytest.mark.parametrize("kind", LINUX)
-@needs_cgroups
 def test_a_memory_hog_is_stopped(start, kind):
     dyno = start(kind, "dd if=/dev/zero of=/dev/null bs=512M count=1", memory_bytes=32 << 20)
     status, out = dyno.finish()
-    assert status == 137 or "memory" in out, (status, out)
-    if status == 137:
-        assert DynoCgroup.find(dyno.spec.dyno_id).oom_kills() >= 1
+    assert status == 137 or "memory exhausted" in out, (status, out)
+    if cgroup_parents():
+        assert status == 137 and DynoCgroup.find(dyno.spec.dyno_id).oom_kills() >= 1
 
 
 @pytest.mark.parametrize("kind", LINUX)
