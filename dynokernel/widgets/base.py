@@ -137,15 +137,13 @@ class Panel(W.VBox):
     # following the log -------------------------------------------------------------
     def _follow(self, make_tail: Callable[[], LogTail], on_lines: Callable[[list[str]], None],
                 on_connect: Callable[[], None] = lambda: None, until: Callable[[], bool] = lambda: False) -> None:
-        """Follow a log tail until closed, reconnecting (and resuming) after failures.
-
-        A tail closed on purpose by `_restart_tail` starts a fresh one from `make_tail`.
-        """
-        tail: LogTail | None = None
+        """Follow a log tail until closed; reconnect after failures, start afresh after `_restart_tail`."""
         delay = RETRY_FIRST
         while not self._stopping.is_set() and not until():
             try:
-                tail = make_tail() if tail is None else tail.resume()
+                # a fresh session, not tail.resume(): the manifold sends no response headers to a
+                # Last-Event-ID resume until a new line arrives (panels re-read what they need anyway)
+                tail = make_tail()
                 with self._lock:
                     if self._stopping.is_set():
                         return
@@ -158,7 +156,6 @@ class Panel(W.VBox):
                     on_lines(batch)
                     if until():
                         return
-                tail = None  # closed on purpose: start afresh
             except (PlatformError, OSError) as exc:
                 if self._stopping.is_set():
                     return
