@@ -130,7 +130,7 @@ def detached_cmd(args) -> int:
         for line in app.logs(lines=100, dyno=run.name, tail=True):
             print(line, flush=True)
         return 0
-    print(f"Run dyno logs --app {app.name} --dyno {run.name} to view the output.")
+    print(f"Run dyno logs --app {app.name} --dyno {run.name} to view the output.\n")
     return 0
 
 
