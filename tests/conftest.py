@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_APP = ROOT / "examples" / "sampleapp"
 
 # Short timings so lifecycle tests finish quickly; each is a manifold setting users can change too.
-FAST_SETTINGS = {"DYNO_STOP_GRACE": "1", "DYNO_HUP_INTERVAL": "0.2", "DYNO_ATTACH_TIMEOUT": "3"}
+FAST_SETTINGS = {"DYNO_STOP_GRACE": "1", "DYNO_HUP_INTERVAL": "0.2", "DYNO_ATTACH_TIMEOUT": "3",
+                 "DYNO_MEMORY_INTERVAL": "0.3"}
 
 
 class Manifold:

@@ -258,3 +258,22 @@ def read_line(stream, timeout: float) -> str:
             break
         line += byte
     return line.decode().rstrip("\n")
+
+
+needs_cgroups = pytest.mark.skipif(
+    not __import__("dynokernel.manifold.sandbox.limits", fromlist=["x"]).cgroup_parents(),
+    reason="memory accounting needs writable cgroups (root, or a delegated subtree)")
+
+
+@needs_cgroups
+def test_memory_over_quota_logs_r14_then_r15(app: AppDir):
+    hold = "import time; a = b'x' * (700 << 20); print('allocated', flush=True); time.sleep(60)"
+    name = re.search(r"done, (run\.\d+)", app.dyno("run:detached", f'python3 -c "{hold}"').stderr).group(1)
+    messages = _wait_messages(app, name, "Error R14 (Memory quota exceeded)")
+    assert re.fullmatch(r"Process running mem=\d+MB\(1\d\d\.\d%\)", messages[-2])
+    app.dyno("ps:stop", name)
+    hog = "a = b'x' * (1500 << 20)"
+    name = re.search(r"done, (run\.\d+)", app.dyno("run:detached", f'python3 -c "{hog}"').stderr).group(1)
+    messages = _wait_messages(app, name, "State changed from up to complete")
+    assert messages[-4:] == ["Error R15 (Memory quota vastly exceeded)", "Stopping process with SIGKILL",
+                             "Process exited with status 137", "State changed from up to complete"]

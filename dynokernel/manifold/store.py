@@ -11,7 +11,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS apps (
@@ -74,6 +75,17 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One explicit transaction (the connection autocommits otherwise)."""
+        self.db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
     def _one(self, sql: str, *args: Any) -> dict | None:
         row = self.db.execute(sql, args).fetchone()
         return dict(row) if row else None
@@ -100,7 +112,7 @@ class Store:
             self.db.execute(f"UPDATE apps SET {key} = ?, updated_at = ? WHERE id = ?", (value, api_time(), app_id))
 
     def delete_app(self, app_id: str) -> None:
-        with self.db:
+        with self.transaction():
             for table in ("config_vars", "releases", "dynos", "counters", "formation", "logs"):
                 self.db.execute(f"DELETE FROM {table} WHERE app_id = ?", (app_id,))
             self.db.execute("DELETE FROM apps WHERE id = ?", (app_id,))
@@ -182,7 +194,7 @@ class Store:
     # logs ------------------------------------------------------------------
     def append_logs(self, app_id: str, stamp: str, rows: Iterable[LogRow]) -> int:
         """Store lines (one timestamp for a batch that arrived together); returns the last id."""
-        with self.db:
+        with self.transaction():
             cursor = self.db.executemany(
                 "INSERT INTO logs (app_id, ts, source, dyno, message) VALUES (?, ?, ?, ?, ?)",
                 ((app_id, stamp, row.source, row.dyno, row.message) for row in rows))

@@ -29,6 +29,7 @@ from .logplex import LineSplitter, Logplex
 from .ptyeof import write_holding_eof
 from .processes import Reaper, exit_code, kill_dyno_processes, open_pty, start_time, write_all
 from .sandbox import DynoSpec, Sandbox
+from .sandbox.limits import DynoCgroup, memory_usage
 from .sizes import SizeError, parse_size
 from .store import LogRow, Store, api_time
 
@@ -54,6 +55,7 @@ class Settings:
     attach_timeout: float = 60.0
     idle_timeout: float = 3600.0
     hup_interval: float = 5.0
+    memory_interval: float = 20.0  # how often memory is sampled for R14/R15, like log-runtime-metrics
     max_ttl: int = 86400
 
     @classmethod
@@ -61,7 +63,8 @@ class Settings:
         def number(name: str, default: float) -> float:
             return float(os.environ.get(name, default))
         return cls(stop_grace=number("DYNO_STOP_GRACE", 30), attach_timeout=number("DYNO_ATTACH_TIMEOUT", 60),
-                   idle_timeout=number("DYNO_IDLE_TIMEOUT", 3600), hup_interval=number("DYNO_HUP_INTERVAL", 5))
+                   idle_timeout=number("DYNO_IDLE_TIMEOUT", 3600), hup_interval=number("DYNO_HUP_INTERVAL", 5),
+                   memory_interval=number("DYNO_MEMORY_INTERVAL", 20))
 
 
 @dataclass
@@ -88,6 +91,7 @@ class Dyno:
     output_done: bool = False
     finished: bool = False
     stopping: bool = False
+    oom_reported: bool = False
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
 
     @property
@@ -212,6 +216,33 @@ class Supervisor:
         self.logplex.platform(dyno.app_id, dyno.name, f"Starting process with command `{dyno.record['command']}`")
         self.logplex.platform(dyno.app_id, dyno.name, "State changed from starting to up")
         dyno.timers.append(self.loop.call_later(dyno.ttl, self._ttl_expired, dyno))
+        dyno.timers.append(self.loop.call_later(self.settings.memory_interval, self._check_memory, dyno))
+
+    def _check_memory(self, dyno: Dyno) -> None:
+        """Heroku's R14 while over quota; R15 and SIGKILL once the kernel had to kill for memory."""
+        if dyno.exit_code is not None:
+            return
+        usage = memory_usage(dyno.record["id"])
+        if usage is None:
+            return  # no cgroup: rlimits enforce the size, nothing to sample
+        if self._report_oom(dyno):
+            self._signal(dyno, signal.SIGKILL)
+            return
+        quota = dyno.spec.memory_bytes
+        if usage > quota:
+            self.logplex.platform(dyno.app_id, dyno.name, f"Process running mem={usage >> 20}MB"
+                                  f"({100 * usage / quota:.1f}%)")
+            self.logplex.platform(dyno.app_id, dyno.name, "Error R14 (Memory quota exceeded)")
+        dyno.timers.append(self.loop.call_later(self.settings.memory_interval, self._check_memory, dyno))
+
+    def _report_oom(self, dyno: Dyno) -> bool:
+        group = DynoCgroup.find(dyno.record["id"])
+        if group is None or not group.oom_kills() or dyno.oom_reported:
+            return False
+        dyno.oom_reported = True
+        self.logplex.platform(dyno.app_id, dyno.name, "Error R15 (Memory quota vastly exceeded)")
+        self.logplex.platform(dyno.app_id, dyno.name, "Stopping process with SIGKILL")
+        return True
 
     def _attach_expired(self, dyno: Dyno) -> None:
         if self._awaiting.pop(dyno.secret or "", None) is None:
@@ -342,6 +373,7 @@ class Supervisor:
 
     # ending -------------------------------------------------------------------
     def _exited(self, dyno: Dyno, status: int) -> None:
+        self._report_oom(dyno)
         dyno.exit_code = exit_code(status)
         dyno.proc.returncode = dyno.exit_code  # so subprocess never waits for it again
         self._signal(dyno, signal.SIGKILL)  # a dyno ends with its main process
@@ -430,6 +462,8 @@ class Supervisor:
         self._signal(dyno, signal.SIGKILL)
 
     def _signal(self, dyno: Dyno, sig: int) -> None:
+        """Every process of the dyno: the sandbox's way (e.g. its cgroup), then group, session, marker."""
+        self.sandbox.signal(dyno.proc.pid, sig)
         kill_dyno_processes(dyno.proc.pid, sig, _marker(dyno.record["id"]))
 
     def _ttl_expired(self, dyno: Dyno) -> None:
