@@ -174,6 +174,8 @@ class LogsPanel(Panel):
             else:
                 self.status.value = f"<small>{len(shown)} lines (newest {self.limit} kept)</small>"
             body = "\n".join(line_html(line) for line in shown) or "<i>No log lines yet</i>"
-            self.view.value = ('<pre style="max-height:24em;overflow:auto;margin:0;font-size:12px;'
-                               f'line-height:1.3;white-space:pre-wrap">{body}</pre>')
+            # column-reverse keeps the scroll position at the newest line, with no JavaScript
+            self.view.value = ('<div style="max-height:24em;overflow:auto;display:flex;flex-direction:column-reverse">'
+                               '<pre style="margin:0;font-size:12px;line-height:1.3;white-space:pre-wrap">'
+                               f"{body}</pre></div>")
             self.renders += 1
