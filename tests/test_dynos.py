@@ -153,8 +153,8 @@ def test_tty_ctrl_c_reaches_the_foreground_job(app: AppDir):
     child.expect(r"up, run\.\d+")
     child.sendline("PS1='dyno> '")
     child.expect("dyno> ")
-    child.sendline("sleep 30")
-    child.expect("sleep 30")
+    child.sendline("""python3 -c "print('fore' 'ground', flush=True); import time; time.sleep(30)" """)
+    child.expect("foreground")  # printed by the foreground job itself: ^C cannot race its start
     child.sendcontrol("c")
     child.expect("dyno> ")
     child.sendline("exit 5")

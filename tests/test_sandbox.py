@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 import select
 import signal
-import subprocess
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+
+from dynokernel.manifold.processes import exit_code
 
 from dynokernel.manifold.sandbox import SANDBOXES, DynoSpec, Sandbox
 from dynokernel.manifold.sandbox.limits import DynoCgroup, cgroup_parents, memory_usage
@@ -183,7 +184,7 @@ def test_signal_to_the_process_group_ends_the_dyno(start, kind, sig):
     dyno.read_until("started")
     os.killpg(dyno.proc.pid, sig)
     status, out = dyno.finish()
-    assert Sandbox.default_signal_exit(_wait_status(status)) == 128 + sig
+    assert exit_code(_wait_status(status)) == 128 + sig
     assert out.strip() == ""  # no "Terminated" or "Hangup" from a shell of the sandbox
 
 
@@ -196,7 +197,7 @@ def test_a_command_trapping_sigterm_lives_on_until_sigkill(start, kind):
     assert dyno.proc.poll() is None
     dyno.sandbox.signal(dyno.proc.pid, signal.SIGKILL)
     status, _ = dyno.finish()
-    assert Sandbox.default_signal_exit(_wait_status(status)) == 137
+    assert exit_code(_wait_status(status)) == 137
 
 
 @pytest.mark.parametrize("kind", LINUX)

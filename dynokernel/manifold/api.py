@@ -581,6 +581,7 @@ class LogStreamHandler(ApiHandler):
         filters = {"dyno": session.dyno, "source": session.source}
         if resume.isdigit():
             last = int(resume)
+            await self._flush()  # the headers go out now, not with the next line
         else:
             rows = self.m.store.read_logs(session.app_id, last=session.lines, **filters) if session.lines else []
             last = rows[-1]["id"] if rows else self._newest(session.app_id)

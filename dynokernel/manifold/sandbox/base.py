@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from .limits import DynoCgroup, LimitError, cgroup_of, rlimit_argv
+
 
 class SandboxError(Exception):
     """A sandbox could not be prepared or is not available."""
@@ -73,22 +75,38 @@ class Sandbox(ABC):
         )
 
     def signal(self, pid: int, sig: int) -> None:
-        """Deliver `sig` to every process of the dyno (its process group)."""
+        """Deliver `sig` to every process of the dyno: its cgroup when it has one, and its group."""
+        group = cgroup_of(pid)
+        if group is None or sig == signal.SIGKILL:
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                pass
+        if group is not None:
+            group.kill(sig)
+
+    @staticmethod
+    def size_limits(spec: DynoSpec) -> tuple[str, list[str]]:
+        """How the dyno's size is enforced: a cgroup-joining shell snippet, else a prlimit prefix."""
         try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            pass
+            group = DynoCgroup.create(spec.dyno_id, spec.memory_bytes, spec.max_pids)
+        except LimitError as exc:
+            raise SandboxError(str(exc)) from exc
+        if group is not None:
+            return group.join_script(), []
+        return "", rlimit_argv(spec.memory_bytes, spec.max_pids)
+
+    @staticmethod
+    def remove_limits(spec: DynoSpec) -> None:
+        """Remove the dyno's cgroup, killing whatever is still in it."""
+        try:
+            group = DynoCgroup.find(spec.dyno_id)
+            if group:
+                group.remove()
+        except (LimitError, OSError) as exc:
+            raise SandboxError(f"can't remove the cgroup of dyno {spec.name}: {exc}") from exc
 
     def describe(self) -> str:
         """One line for `dyno manifold:status`."""
         return self.name
 
-    @staticmethod
-    def default_signal_exit(status: int) -> int:
-        """A wait status as a shell would report it (128+N for signal N)."""
-        if os.WIFSIGNALED(status):
-            return 128 + os.WTERMSIG(status)
-        return os.WEXITSTATUS(status)
-
-
-SIGNAL_NAMES = {signal.SIGHUP: "SIGHUP", signal.SIGTERM: "SIGTERM", signal.SIGKILL: "SIGKILL"}

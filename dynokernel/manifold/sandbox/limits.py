@@ -184,6 +184,21 @@ def memory_usage(dyno_id: str) -> int | None:
     return group.memory_usage() if group else None
 
 
+def cgroup_of(pid: int) -> DynoCgroup | None:
+    """The dyno cgroup `pid` belongs to, if it is one of ours."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as lines:
+            for line in lines:
+                _, controllers, path = line.rstrip("\n").split(":", 2)
+                parent, _, dyno_id = path.rpartition("/")
+                if "pids" in controllers.split(",") and parent.endswith("/" + PARENT):
+                    return DynoCgroup.find(dyno_id)
+    except (FileNotFoundError, ProcessLookupError, LimitError):
+        pass
+    return None
+
+
+
 def rlimit_argv(memory_bytes: int, max_pids: int) -> list[str]:
     """The fallback without cgroups: a `prlimit` prefix (address space and process count)."""
     return [shutil.which("prlimit") or "prlimit", f"--as={memory_bytes * HARD_LIMIT_FACTOR}", f"--nproc={max_pids}", "--"]

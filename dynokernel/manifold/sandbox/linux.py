@@ -27,13 +27,12 @@ import hashlib
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import tempfile
 from pathlib import Path
 
 from .base import DynoSpec, Launch, Sandbox, SandboxError
-from .limits import PARENT, DynoCgroup, LimitError, cgroup_parents, rlimit_argv
+from .limits import cgroup_parents
 
 SYSTEM_DIRS = ("/usr", "/etc", "/opt", "/var/lib/gems")  # read-only inside, where the host has them
 TOP_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")  # merged-/usr links, or folders to bind
@@ -111,35 +110,19 @@ class LinuxSandbox(Sandbox):
         root = spec.work_dir / "root"
         _make_dirs(spec)
         (spec.work_dir / "fstab").write_text(_fstab(spec, self._skeleton(), self._masks(spec)))
-        try:
-            group = DynoCgroup.create(spec.dyno_id, spec.memory_bytes, spec.max_pids)
-        except LimitError as exc:
-            raise SandboxError(str(exc)) from exc
+        join, prefix = self.size_limits(spec)
         script = _LAUNCH.format(
-            join=group.join_script() if group else "", root=shlex.quote(str(root)),
+            join=join, root=shlex.quote(str(root)),
             fstab=shlex.quote(str(spec.work_dir / "fstab")),
             hostname=f'{tools["hostname"]} "$0"' if tools.get("hostname") else ":",
             **{name: tools[name] for name in TOOLS})
-        prefix = [] if group else rlimit_argv(spec.memory_bytes, spec.max_pids)
         argv = [*prefix, tools["unshare"], *NAMESPACES, "--", "/bin/sh", "-c", script, spec.name, *spec.argv]
         return Launch(argv=argv, env=dict(spec.env, HOME="/app"), cwd=str(spec.work_dir), home="/app")
 
     def cleanup(self, spec: DynoSpec) -> None:
-        try:
-            group = DynoCgroup.find(spec.dyno_id)
-            if group:
-                group.remove()
-        except (LimitError, OSError) as exc:
-            raise SandboxError(f"can't remove the cgroup of dyno {spec.name}: {exc}") from exc
+        self.remove_limits(spec)
         _rmtree(spec.work_dir)
 
-    def signal(self, pid: int, sig: int) -> None:
-        """Deliver `sig` to every process of the dyno: its cgroup when it has one, else its group."""
-        group = _cgroup_of(pid)
-        if group is None or sig == signal.SIGKILL:
-            super().signal(pid, sig)
-        if group is not None:
-            group.kill(sig)
 
     def _skeleton(self) -> Path:
         """The new root's folders, files and links; made once (atomically), never changed."""
@@ -246,20 +229,6 @@ def _fstab(spec: DynoSpec, skel: Path, masks: list[Path]) -> str:
 
 def _fstab_field(value: str | Path) -> str:
     return "".join(f"\\{ord(c):03o}" if c in " \t\n\\" else c for c in str(value))
-
-
-def _cgroup_of(pid: int) -> DynoCgroup | None:
-    """The dyno cgroup `pid` belongs to, if it is one of ours."""
-    try:
-        with open(f"/proc/{pid}/cgroup") as lines:
-            for line in lines:
-                _, controllers, path = line.rstrip("\n").split(":", 2)
-                parent, _, dyno_id = path.rpartition("/")
-                if "pids" in controllers.split(",") and parent.endswith("/" + PARENT):
-                    return DynoCgroup.find(dyno_id)
-    except (FileNotFoundError, ProcessLookupError, LimitError):
-        pass
-    return None
 
 
 def _rmtree(path: Path) -> None:
