@@ -474,11 +474,18 @@ class Batcher:
 
     def _next_flush(self) -> float:
         due = self._last_flush + self.limits.interval
-        if self.limits.hold_prompt and self._is_prompt and not self.term.pending_chars:
-            partial = self.term.partial()
-            if partial and partial != self._shown and self._is_prompt(_strip_sgr(partial)):
-                due = max(due, self._last_feed + self.limits.hold_prompt)
+        if not self.term.pending_chars and self._holding():
+            due = max(due, self._last_feed + self.limits.hold_prompt)
         return due
+
+    def _holding(self) -> bool:
+        """Is a fresh prompt-like partial line being kept back (it may become an input prompt)?"""
+        if not (self.limits.hold_prompt and self._is_prompt):
+            return False
+        if self._clock() >= self._last_feed + self.limits.hold_prompt:
+            return False
+        partial = self.term.partial()
+        return bool(partial) and partial != self._shown and self._is_prompt(_strip_sgr(partial))
 
     def deadline(self) -> Optional[float]:
         """When :meth:`tick` should next run (``None``: nothing waiting)."""
@@ -528,11 +535,15 @@ class Batcher:
         if lines:
             self._emit_lines(lines)
 
-    def flush(self) -> None:
-        """Send everything waiting now: completed lines and the current partial line."""
+    def flush(self, final: bool = False) -> None:
+        """Send everything waiting now: completed lines and the current partial line (unless it is
+        a prompt being held back, see ``hold_prompt``)."""
         self._dirty = False
         self.flush_lines()
         if self._spill:
+            return
+        if not final and self._holding():
+            self._dirty = True
             return
         partial = self.term.partial()
         if partial == self._shown:
@@ -657,7 +668,7 @@ class Batcher:
             return self.stats
         self._closed = True
         self.term.finish()
-        self.flush()
+        self.flush(final=True)
         self.stats.alt_screen = self.alt_screen
         if self._spill:
             partial = self.term.take_partial()

@@ -105,6 +105,8 @@ class ReplProfile:
     pygments_lexer: str = ""
     codemirror_mode: str = ""
     tty_reset: str = ""          # a cell that repairs the terminal after a full-screen program
+    refuse: tuple = ()           # (regex, message): cells that would break the session, refused
+    init_extra: str = ""         # more init source (e.g. a variant's settings)
     startup_timeout: float = 30.0
 
     # -- starting ----------------------------------------------------------------------------
@@ -123,7 +125,7 @@ class ReplProfile:
 
     def init_lines(self, token: str, nonce: str) -> str:
         """What to send once the REPL shows its first prompt."""
-        source = self.init.replace("@TOKEN@", token).replace("@NONCE@", nonce)
+        source = (self.init + self.init_extra).replace("@TOKEN@", token).replace("@NONCE@", nonce)
         return self._wrap(self.boot, _b64(source), chunk=self.boot_chunk or self.chunk) + "\n"
 
     # -- cells -------------------------------------------------------------------------------
@@ -135,6 +137,13 @@ class ReplProfile:
     def _wrap(self, template: str, b64: str, chunk: str, **fields: str) -> str:
         body = self.join.join(chunk.format(c) for c in _chunks(b64))
         return template.format(chunks=body, **fields)
+
+    def refusal(self, code: str) -> Optional[str]:
+        """Why this cell is not sent (it would break the session), or ``None``."""
+        for pattern, message in self.refuse:
+            if re.search(pattern, code, re.M):
+                return message
+        return None
 
     # -- completion and completeness ---------------------------------------------------------
     def completion(self, code: str, cursor_pos: Optional[int] = None) -> Optional[CompletionQuery]:
@@ -370,6 +379,14 @@ BASH = _BashProfile(
     join="\\\n",
     file_extension=".sh", mimetype="text/x-sh", pygments_lexer="bash", codemirror_mode="shell",
     tty_reset="stty sane -echo 2>/dev/null",
+    refuse=(
+        (r"(^|[;&|({]|\bthen|\bdo|\belse)\s*set\s+([-+]\w*\s+)*[-+]o\s+(emacs|vi)\b",
+         "[dynokernel] line editing (set -o emacs/vi) cannot be switched in a notebook: the kernel sends "
+         "whole cells, not keystrokes.\n"),
+        (r"(^|[;&|({]|\bthen|\bdo|\belse)\s*exec\s+(\S*/)?(ba|z|k|c|tc|da|fi)?sh\b",
+         "[dynokernel] exec of a new shell would leave the kernel without its prompt; run the shell "
+         "without exec, or restart the kernel.\n"),
+    ),
 )
 
 # -- python -------------------------------------------------------------------------------------
@@ -505,11 +522,27 @@ def __dk_setup(token, nonce):
 
     plain_getpass = getpass.getpass
     def dk_getpass(prompt="Password: ", stream=None):
+        # The terminal's echo is off already. getpass itself would set it with TCSAFLUSH, which
+        # can throw away an answer that arrives first, so read /dev/tty here without touching it.
         if not dk.stdin:
             raise EOFError("no input: this cell cannot read from the terminal")
-        if dk.want_input(prompt, "p"):
-            return plain_getpass("", stream)
-        return plain_getpass(prompt, stream)
+        try:
+            fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+        except OSError:
+            return plain_getpass(prompt, stream)
+        try:
+            if not dk.want_input(prompt, "p"):
+                return plain_getpass(prompt, stream)
+            line = b""
+            while not line.endswith(b"\n"):
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    raise EOFError
+                line += chunk
+            os.write(fd, b"\n")
+            return line[:-1].decode("utf-8", "replace")
+        finally:
+            os.close(fd)
     dk_getpass.__doc__ = plain_getpass.__doc__
     getpass.getpass = dk_getpass
     dk.quiet_tty()
@@ -609,8 +642,8 @@ module DK__
           names.map(&:to_s).select { |n| n.start_with?(word) }
         end
       puts "<dk-completions>#{[matches.uniq.sort.join("\n")].pack('m0')}</dk-completions>"
-      @echo = ctx.echo?
-      ctx.echo = false
+      @echo = ctx.echo? if @echo.nil?
+      ctx.echo = false   # and return the last value: irb's _ stays what it was
       ctx.prompt_i = prompt
       ctx.last_value
     end
@@ -682,6 +715,8 @@ IRB = ReplProfile(
 
 RAILS = dataclasses.replace(
     IRB, name="rails", display_name="Dyno Rails console",
+    # one-line values, as in Heroku's docs: => #<Widget id: 1, name: "Test", ...>
+    init_extra="IRB.CurrentContext.inspect_mode = :inspect\nnil\n",
     command=(f"export IRBRC=/dev/null; if [ -x bin/rails ]; then exec bin/rails console -- {_IRB_FLAGS}; "
              f"else exec rails console -- {_IRB_FLAGS}; fi"),
     startup_timeout=90.0,

@@ -48,7 +48,7 @@ READ_SIZE = 256 * 1024
 WRITE_CHUNK = 4096
 INTERRUPT_GRACE = 1.0
 # What is typed when a cell will not stop: (keys, seconds to wait for the prompt afterwards).
-INTERRUPT_STEPS = (("\x03", INTERRUPT_GRACE), ("\x1c", INTERRUPT_GRACE))
+INTERRUPT_STEPS = (("\x03", INTERRUPT_GRACE), ("\x03", INTERRUPT_GRACE), ("\x1c", INTERRUPT_GRACE))
 # For a full-screen program: Ctrl-C, then the usual ways out of pagers, top and vi, then SIGQUIT.
 ALT_SCREEN_STEPS = (("", 0.1), ("\x03", 0.5), ("q", 0.5), ("\x1b\x1b:qa!\r", 0.5), ("\x1c", 1.0))
 ALT_SCREEN_NOTE = ("[dynokernel] full-screen programs (vi, less, top, ...) cannot run in a notebook "
@@ -247,6 +247,11 @@ class ReplSession:
         Raises :class:`ReplDied` if the REPL goes away, :class:`ReplUnresponsive` if it cannot be
         brought back to its prompt, :class:`ReplBusy` if a cell is running already.
         """
+        refusal = self.profile.refusal(code)
+        if refusal:
+            on_output(refusal)
+            return CellResult(exit_status=1, error_name="Refused",
+                              output=OutputStats(messages=1, chars=len(refusal)))
         allow = allow_stdin and on_input_request is not None
         return self._execute(lambda nonce: self.profile.cell_lines(code, nonce, allow), on_output,
                              on_input_request if allow else None, allow, timeout, heuristics=True)
