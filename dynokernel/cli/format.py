@@ -90,13 +90,27 @@ def _inspect(value) -> str:
 
 
 def table(columns: list[str], rows: list[list[str]]) -> str:
-    """hux.table (@oclif/table, no border): padded cells, a rule under the header."""
+    """hux.table (@oclif/table, no border): padded cells, a rule under the header.
+
+    Under CI (any `CI*` environment variable, as the Heroku CLI checks) it is the plain
+    renderer: cells padded to width+1 after a space, a dashed rule, nothing stripped.
+    """
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
+    if any(name.startswith("CI") for name in os.environ):
+        return _plain_table(widths, columns, rows)
 
     def line(cells: list[str]) -> str:
         return (" " + " ".join(f" {cell.ljust(widths[i])} " for i, cell in enumerate(cells))).rstrip()
 
     rule = " " + "\u2500" * (sum(w + 2 for w in widths) + len(widths) - 1)
+    return "\n".join([line(columns), rule] + [line(r) for r in rows]) + "\n"
+
+
+def _plain_table(widths: list[int], columns: list[str], rows: list[list[str]]) -> str:
+    def line(cells: list[str]) -> str:
+        return "".join(" " + cell.ljust(widths[i] + 1) for i, cell in enumerate(cells))
+
+    rule = "-" * sum(w + 2 for w in widths)
     return "\n".join([line(columns), rule] + [line(r) for r in rows]) + "\n"
 
 
