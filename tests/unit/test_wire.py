@@ -47,3 +47,17 @@ def test_parse_env():
     assert parse_env("A=1;B=two words; C=x=y") == {"A": "1", "B": "two words", "C": "x=y"}
     with pytest.raises(PlatformError, match="Invalid --env"):
         parse_env("A=1;oops")
+
+
+def test_logplex_keeps_the_newest_lines_up_to_its_retention(tmp_path):
+    from dynokernel.manifold.logplex import Logplex
+    from dynokernel.manifold.store import LogRow, Store
+    store = Store(tmp_path / "state.db")
+    logplex = Logplex(store, retention=1000)
+    for start in range(0, 5000, 500):
+        logplex.append("app-1", [LogRow("app", "run.1", str(n)) for n in range(start, start + 500)])
+    logplex.append("app-2", [LogRow("app", "run.1", "other app")])
+    kept = [int(row["message"]) for row in store.read_logs("app-1", last=10_000)]
+    assert kept[-1] == 4999 and 1000 <= len(kept) <= 2000  # pruned in batches, newest kept
+    assert kept == list(range(kept[0], 5000))
+    assert [row["message"] for row in store.read_logs("app-2", last=10)] == ["other app"]
