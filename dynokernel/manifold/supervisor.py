@@ -213,8 +213,9 @@ class Supervisor:
         dyno.record["state"] = "up"
         self.reaper.watch(pid, lambda status: self._exited(dyno, status))
         self.loop.add_reader(dyno.out_fd, self._on_output, dyno)
-        self.logplex.platform(dyno.app_id, dyno.name, f"Starting process with command `{dyno.record['command']}`")
-        self.logplex.platform(dyno.app_id, dyno.name, "State changed from starting to up")
+        self.logplex.append(dyno.app_id, [
+            LogRow("heroku", dyno.name, f"Starting process with command `{dyno.record['command']}`"),
+            LogRow("heroku", dyno.name, "State changed from starting to up")])
         dyno.timers.append(self.loop.call_later(dyno.ttl, self._ttl_expired, dyno))
         dyno.timers.append(self.loop.call_later(self.settings.memory_interval, self._check_memory, dyno))
 

@@ -173,7 +173,8 @@ class App:
               size: str | None = None, type: str | None = None, time_to_live: int | None = None,
               exit_status: bool = True, idle_timeout: float | None = None) -> "Run":
         """Create a one-off dyno; an attached one waits for a client at `run.attach_url`."""
-        self.info()  # learns whether this is a manifold (Dyno-Manifold header) or Heroku
+        if self.client.is_manifold is None:
+            self.info()  # learns whether this is a manifold (Dyno-Manifold header) or Heroku
         body: dict = {"command": command, "attach": attach}
         if attach and exit_status:
             if self.client.is_manifold:
