@@ -512,10 +512,22 @@ def __dk_setup(token, nonce):
     builtins.__dk__ = dk
     sys.ps1, sys.ps2 = Prompt(dk), ""
 
+    # `python -i` imports GNU readline whatever the interactive hook says. Readline reads the
+    # terminal in raw mode, where an end-of-file typed before it starts reading turns into a NUL;
+    # the plain stdio reader of the REPL keeps the terminal line-buffered like the other REPLs.
+    try:
+        import ctypes
+        ctypes.c_void_p.in_dll(ctypes.pythonapi, "PyOS_ReadlineFunctionPointer").value = None
+    except Exception:
+        pass
+
     plain_input = builtins.input
     def input(prompt=""):
         if dk.stdin and os.isatty(0) and sys.stdin is sys.__stdin__ and dk.want_input(prompt):
-            return plain_input()
+            line = sys.stdin.readline()
+            if not line:
+                raise EOFError("EOF when reading a line")
+            return line[:-1] if line.endswith("\n") else line
         return plain_input(prompt)
     input.__doc__ = plain_input.__doc__
     builtins.input = input

@@ -8,7 +8,8 @@ an invisible sentinel carrying a per-cell nonce and the exit status, ends it.
 
 Example::
 
-    child = pexpect.spawn(*BASH.argv()[:1], BASH.argv()[1:])        # or fdspawn(attach_socket)
+    argv = BASH.argv()
+    child = pexpect.spawn(argv[0], argv[1:])       # or pexpect.fdpexpect.fdspawn(attach_socket)
     session = ReplSession(child, BASH)
     session.start()
     result = session.run_cell("echo hi; false", on_output=print)  # prints "hi\\n"
