@@ -5,11 +5,9 @@ import http.client
 import json
 import os
 import re
-import signal
 import subprocess
 from pathlib import Path
 
-import pytest
 
 from conftest import AppDir, Manifold, kill_pid, start_manifold
 

@@ -69,9 +69,6 @@ class Client:
     def app(self, name: str) -> dict:
         return self.request("GET", f"/apps/{quote(name)}")
 
-    def get(self, path: str) -> Any:
-        return self.request("GET", path)
-
 
 def _api_error(status: int, data: bytes) -> ApiError:
     try:

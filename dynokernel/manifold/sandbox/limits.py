@@ -65,7 +65,8 @@ def _v1_mounts() -> dict[str, Path]:
     with open("/proc/self/mountinfo") as mountinfo:
         for line in mountinfo:
             left, _, right = line.partition(" - ")
-            fields, (fstype, _source, options) = left.split(), right.split()[:3]
+            fields, after = left.split(), right.split()
+            fstype, options = after[0], after[2]
             if fstype == "cgroup" and fields[3] == "/":
                 for name in options.split(","):
                     found.setdefault(name, Path(_unescape(fields[4])))
