@@ -479,6 +479,18 @@ def manifold_status_cmd(args) -> int:
     return 0
 
 
+def kernels_install_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--user", action="store_true", help="install for this user")
+    parser.add_argument("--sys-prefix", action="store_true", help="install into sys.prefix (e.g. a venv)")
+
+
+def kernels_install_cmd(args) -> int:
+    from ..kernel.install import install
+    for path in install(user=args.user, prefix=sys.prefix if args.sys_prefix else None):
+        print(f"Installed {Path(path).name} in {path}")
+    return 0
+
+
 def _none(parser: argparse.ArgumentParser) -> None:
     pass
 
@@ -508,6 +520,7 @@ COMMANDS = {
     "config:set": (config_set_spec, config_set_cmd, True),
     "config:unset": (config_unset_spec, config_unset_cmd, True),
     "heroku-env": (heroku_env_spec, heroku_env_cmd, False),
+    "kernels:install": (kernels_install_spec, kernels_install_cmd, False),
     "manifold:start": (manifold_start_spec, manifold_start_cmd, False),
     "manifold:stop": (_none, manifold_stop_cmd, False),
     "manifold:status": (_none, manifold_status_cmd, False),

@@ -19,6 +19,7 @@ One-off dynos:  run, run:detached, ps, ps:stop, ps:kill, logs
 Apps:           apps, apps:create, apps:info, apps:update, apps:destroy, deploy, releases
 Config vars:    config, config:get, config:set, config:unset
 The manifold:   manifold:start, manifold:stop, manifold:status
+Kernels:        kernels:install
 
 Run `dyno COMMAND --help` for a command's flags."""
 

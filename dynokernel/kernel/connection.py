@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -87,4 +88,5 @@ class DynoConnection:
             except PlatformError:
                 pass
         if self._sock is not None:
-            self._sock.close()
+            with contextlib.suppress(OSError):  # the session may have closed it already
+                self._sock.close()

@@ -10,6 +10,7 @@ import time
 
 import comm
 import ipykernel.ipkernel  # noqa: F401  (installs ipykernel's comm implementation for ipywidgets)
+from IPython.core.error import StdinNotImplementedError
 from ipykernel.kernelbase import Kernel
 from traitlets import Float, Unicode
 
@@ -78,6 +79,7 @@ class DynoKernel(Kernel):
         session = self._session()
         if session is None:
             return self._error("DynoUnavailable", self.dyno.error or "the dyno did not start")
+        self._allow_stdin = allow_stdin
         self.dyno.last_activity = float("inf")  # a running cell is never idle
         try:
             result = session.run_cell(code, self._stream, self._input if allow_stdin else None,
@@ -109,12 +111,10 @@ class DynoKernel(Kernel):
         if self.dyno.session is not None and not self.dyno.session.alive:
             self._stream(self._why_ended() + " Starting a new dyno.\n", "stderr")
             self.dyno = self._new_dyno()
-        if not self.dyno.ready:
+        if not self.dyno.ready:  # the boot's progress, in the cell that waits for it
             self._stream(f"Starting a one-off dyno for {self.profile.display_name}...\n", "stderr")
-        self.dyno.wait_ready(BOOT_TIMEOUT)
-        for line in self.dyno.progress:
-            self._stream(line + "\n", "stderr")
-        self.dyno.progress.clear()
+            self.dyno.wait_ready(BOOT_TIMEOUT)
+            self._stream("".join(line + "\n" for line in self.dyno.progress), "stderr")
         return self.dyno.session
 
     def _why_ended(self) -> str:
@@ -127,7 +127,7 @@ class DynoKernel(Kernel):
     def _input(self, prompt: str, password: bool) -> str | None:
         try:
             return self.getpass(prompt) if password else self.raw_input(prompt)
-        except (EOFError, KeyboardInterrupt):
+        except (EOFError, KeyboardInterrupt, StdinNotImplementedError):
             return None
 
     # kernel magics --------------------------------------------------------------------
