@@ -67,7 +67,7 @@ def test_magics_notebook(sample):
 
 def _needs(kernel: str) -> None:
     if kernel not in find_kernel_specs():
-        pytest.skip(f"the {kernel} kernelspec is not installed (the kernels issue builds it)")
+        pytest.skip(f"the {kernel} kernelspec is not installed (python -m dynokernel.kernel.install)")
 
 
 def test_quickstart_notebook(sample):
@@ -91,4 +91,4 @@ def test_rails_notebook(sample):
         nb = execute("rails.ipynb", sample)
     finally:
         os.environ.pop("DYNO_APP", None)
-    assert "sprocket" in result(by_source(nb, "Widget.pluck"))
+    assert "=> [\"sprocket\"]" in text(by_source(nb, "Widget.pluck"))  # irb shows the value
