@@ -17,18 +17,27 @@ from jupyter_client.manager import start_new_kernel
 from conftest import SAMPLE_APP, Manifold
 from dynokernel.kernel.install import install
 
-_SAVED = {key: os.environ.get(key) for key in ("DYNO_HOME", "DYNO_APP", "JUPYTER_PATH")}
 _TMP = Path(tempfile.mkdtemp(prefix="dynokernels-"))
-MANIFOLD = Manifold(_TMP / "home").start()
-APP = MANIFOLD.new_app(_TMP, source=SAMPLE_APP)
-install(prefix=str(_TMP / "prefix"))
-os.environ.update(DYNO_HOME=str(MANIFOLD.home), DYNO_APP=APP.name, JUPYTER_PATH=str(_TMP / "prefix/share/jupyter"))
+MANIFOLD = Manifold(_TMP / "home")
+APP_NAME = "kernels-app"
 HAS_RUBY, HAS_NODE = bool(shutil.which("irb")), bool(shutil.which("node"))
 
 
-def teardown_module() -> None:
+@pytest.fixture(scope="module", autouse=True)
+def kernel_environment():
+    """This module's manifold, app and kernelspecs, in the environment the kernels inherit."""
+    saved = {key: os.environ.get(key) for key in ("DYNO_HOME", "DYNO_APP", "JUPYTER_PATH")}
+    MANIFOLD.start()
+    directory = _TMP / APP_NAME
+    shutil.copytree(SAMPLE_APP, directory)
+    assert MANIFOLD.dyno("apps:create", APP_NAME, "--dir", str(directory)).returncode == 0
+    assert MANIFOLD.dyno("deploy", "-a", APP_NAME).returncode == 0
+    install(prefix=str(_TMP / "prefix"))
+    os.environ.update(DYNO_HOME=str(MANIFOLD.home), DYNO_APP=APP_NAME,
+                      JUPYTER_PATH=str(_TMP / "prefix/share/jupyter"))
+    yield
     MANIFOLD.stop()
-    for key, value in _SAVED.items():
+    for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
         else:
@@ -158,7 +167,7 @@ def _wait_busy(kernel: Kernel) -> None:
 
 def test_bash_dyno_stopped_from_elsewhere_starts_a_new_one(bash):
     name = re.search(r"run\.\d+", bash.run("echo $DYNO")[1]).group(0)
-    assert MANIFOLD.dyno("ps:stop", "-a", APP.name, name).returncode == 0
+    assert MANIFOLD.dyno("ps:stop", "-a", APP_NAME, name).returncode == 0
     _wait_ended(name)
     reply, out = bash.run("echo $DYNO", timeout=120)
     if reply["status"] == "error":  # the cell that noticed the end; the next one runs in a new dyno
@@ -168,14 +177,14 @@ def test_bash_dyno_stopped_from_elsewhere_starts_a_new_one(bash):
 
 def _wait_ended(name: str) -> None:
     from dynokernel.platform.app import App, Run
-    app = App(APP.name)
+    app = App(APP_NAME)
     Run(app, app.dyno(name)).wait(timeout=30)
 
 
 def test_kernel_magic_dyno(bash):
     reply, out = bash.run("%dyno")
     assert reply["status"] == "ok"
-    assert f"app: {APP.name}" in out and re.search(r"dyno: run\.\d+", out) and "state: up" in out
+    assert f"app: {APP_NAME}" in out and re.search(r"dyno: run\.\d+", out) and "state: up" in out
 
 
 def test_python_kernel_exceptions_and_input():
@@ -210,4 +219,4 @@ def test_shutdown_stops_the_dyno():
     kernel.close()
     _wait_ended(name)
     from dynokernel.platform.app import App
-    assert App(APP.name).dyno(name)["state"] == "down"
+    assert App(APP_NAME).dyno(name)["state"] == "down"
