@@ -17,6 +17,7 @@ from ..platform.errors import PlatformError
 from ..platform.rendezvous import connect
 from . import format as fmt
 from .herokuenv import heroku_env_cmd, heroku_env_spec
+from .addons import ADDON_COMMANDS
 
 
 def _err(text: str) -> None:
@@ -524,4 +525,5 @@ COMMANDS = {
     "manifold:start": (manifold_start_spec, manifold_start_cmd, False),
     "manifold:stop": (_none, manifold_stop_cmd, False),
     "manifold:status": (_none, manifold_status_cmd, False),
+    **ADDON_COMMANDS,
 }

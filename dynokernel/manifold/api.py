@@ -22,6 +22,7 @@ from .. import __version__
 from .logplex import LogSession, Logplex, format_line
 from .slugs import SlugError, build_slug
 from .store import Store, api_time
+from .addons import Addons, addon_json
 from .supervisor import ApiError, Supervisor
 from .procfile import ProcfileError
 from .dotenv import DotenvError
@@ -255,6 +256,7 @@ class AppHandler(ApiHandler):
         for record in self.m.store.live_dynos(app["id"]):
             self.m.supervisor.stop(record["id"])
         body = self.app_json(app)
+        _addons(self.m).destroy_all(app)
         self.m.store.delete_app(app["id"])
         self.reply(body)
 
@@ -536,6 +538,47 @@ class EmptyListHandler(ApiHandler):
         self.reply([])
 
 
+def _addons(m: Manifold) -> Addons:
+    if getattr(m, "addons", None) is None:
+        m.addons = Addons(m.store, m.supervisor.files.home, m.supervisor.sandbox.name)
+    return m.addons
+
+
+class AddonsHandler(ApiHandler):
+    def get(self, name: str) -> None:
+        app = self.app_record(name)
+        self.reply([addon_json(app, a) for a in _addons(self.m).list(app["id"])])
+
+    def post(self, name: str) -> None:
+        app, body = self.app_record(name), self.body()
+        attachment, plan, addon_name = body.get("attachment"), body.get("plan"), body.get("name")
+        plan = plan.get("name") if isinstance(plan, dict) else plan
+        as_name = attachment.get("name") if isinstance(attachment, dict) else None
+        if not all(isinstance(v, (str, type(None))) for v in (plan, as_name, addon_name)):
+            raise ApiError(422, "invalid_params", "plan, attachment.name and name must be strings")
+        addon = _addons(self.m).create(app, plan, as_name, addon_name,
+                                       self.m.supervisor.user)
+        self.reply(addon_json(app, addon), 201)
+
+
+class AddonHandler(ApiHandler):
+    def record(self, app: dict, addon: str) -> dict:
+        found = _addons(self.m).find(app["id"], unquote(addon))
+        if found is None:
+            raise ApiError(404, "not_found", f"Couldn't find that add-on: {unquote(addon)}.")
+        return found
+
+    def get(self, name: str, addon: str) -> None:
+        app = self.app_record(name)
+        self.reply(addon_json(app, self.record(app, addon)))
+
+    def delete(self, name: str, addon: str) -> None:
+        app = self.app_record(name)
+        found = self.record(app, addon)
+        _addons(self.m).destroy(app, found, self.m.supervisor.user)
+        self.reply(dict(addon_json(app, found), state="deprovisioned"))
+
+
 class PipelineCouplingHandler(ApiHandler):
     def get(self, name: str) -> None:
         self.app_record(name)
@@ -650,7 +693,8 @@ def make_app(manifold: Manifold, public: dict | None = None) -> tornado.web.Appl
         (app_ + r"/formation", FormationHandler),
         (app_ + r"/formation/([^/]+)", FormationTypeHandler),
         (app_ + r"/formations/([^/]+)", FormationRestartHandler),
-        (app_ + r"/addons", EmptyListHandler),
+        (app_ + r"/addons", AddonsHandler),
+        (app_ + r"/addons/([^/]+)", AddonHandler),
         (app_ + r"/collaborators", EmptyListHandler),
         (app_ + r"/pipeline-couplings", PipelineCouplingHandler),
         (app_ + r"/releases/([^/]+)", ReleaseHandler),

@@ -29,6 +29,7 @@ from .logplex import LineSplitter, Logplex
 from .ptyeof import write_holding_eof
 from .processes import Reaper, exit_code, kill_dyno_processes, open_pty, start_time, write_all
 from .sandbox import DynoSpec, Sandbox
+from .addons import addon_mounts
 from .sandbox.limits import DynoCgroup, memory_usage
 from .sizes import SizeError, parse_size
 from .store import LogRow, Store, api_time
@@ -176,7 +177,8 @@ class Supervisor:
         slug_dir = self.files.slugs / slug["id"]
         return DynoSpec(dyno_id=record["id"], name=record["name"], slug_dir=slug_dir,
                         work_dir=Path(record["work_dir"]), argv=_argv(record["command"], slug_dir),
-                        env=dyno_env, memory_bytes=size.memory_bytes, max_pids=size.max_pids)
+                        env=dyno_env, memory_bytes=size.memory_bytes, max_pids=size.max_pids,
+                        extra_mounts=addon_mounts(self.store, app["id"]))
 
     # starting -----------------------------------------------------------------
     def take_awaiting(self, secret: str) -> Dyno | None:

@@ -29,6 +29,8 @@ class DynoSpec:
     memory_bytes: int = 512 * 1024 * 1024
     max_pids: int = 256
     extra: dict[str, str] = field(default_factory=dict)
+    # persistent host directories (add-ons) mounted read-write into the dyno: (host path, dyno path)
+    extra_mounts: list[tuple[Path, str]] = field(default_factory=list)
 
 
 @dataclass

@@ -39,6 +39,7 @@ TOP_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")  # merged-/usr li
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_LINKS = {"ptmx": "pts/ptmx", "fd": "/proc/self/fd", "stdin": "/proc/self/fd/0",
              "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2"}
+ADDON_MOUNTS = "var/lib/dyno-addons"  # where add-on directories appear inside (DynoSpec.extra_mounts)
 PROC_READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger")  # kernel knobs a root-owned dyno could turn
 NAMESPACES = ("--user", "--map-root-user", "--mount", "--uts", "--ipc", "--pid")
 TOOLS = ("unshare", "mount", "umount", "pivot_root")
@@ -127,7 +128,8 @@ class LinuxSandbox(Sandbox):
     def _skeleton(self) -> Path:
         """The new root's folders, files and links; made once (atomically), never changed."""
         if self._skeleton_dir is None:
-            digest = hashlib.sha256(repr((_host_layout(), DEVICES, DEV_LINKS, _INIT)).encode()).hexdigest()
+            layout = (_host_layout(), DEVICES, DEV_LINKS, _INIT, ADDON_MOUNTS)
+            digest = hashlib.sha256(repr(layout).encode()).hexdigest()
             path = self.home / "sandbox" / f"root-{digest[:12]}"
             if not path.is_dir():
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,7 +200,8 @@ def _make_dirs(spec: DynoSpec) -> None:
 def _make_skeleton(skel: Path) -> None:
     """Mount points, empty files to bind devices on, links, and /dev/init."""
     links, binds = _host_layout()
-    for sub in ("app", "tmp", "proc", "run", "dev/pts", "dev/shm", "var", *(str(d)[1:] for d in binds)):
+    for sub in ("app", "tmp", "proc", "run", "dev/pts", "dev/shm", "var", ADDON_MOUNTS,
+                *(str(d)[1:] for d in binds)):
         (skel / sub).mkdir(parents=True, exist_ok=True)
     for name in (*DEVICES, "console"):
         (skel / "dev" / name).touch()
@@ -223,6 +226,9 @@ def _fstab(spec: DynoSpec, skel: Path, masks: list[Path]) -> str:
     entries += [("devpts", root / "dev/pts", "devpts", "newinstance,ptmxmode=0666,mode=620,nosuid,noexec"),
                 ("proc", root / "proc", "proc", "nosuid,nodev,noexec")]
     entries += [(p, root / p[1:], "none", "bind,ro") for p in PROC_READ_ONLY if os.path.exists(p)]
+    if spec.extra_mounts:
+        entries += [("tmpfs", root / ADDON_MOUNTS, "tmpfs", "nosuid,nodev,mode=755")]
+        entries += [(host, inside(path), "none", "bind,X-mount.mkdir") for host, path in spec.extra_mounts]
     return "".join(f"{_fstab_field(src)} {_fstab_field(dst)} {kind} {opts} 0 0\n"
                    for src, dst, kind, opts in entries)
 
