@@ -109,8 +109,8 @@ RUNNER = "bin/rails runner 'Widget.create(name: \"Test\"); p Widget.count'"
 
 
 def test_rails_sqlite_database_outlives_dynos_and_restarts(manifold, tmp_path):
-    app = manifold.new_app(tmp_path, source=SAMPLE_APP)
-    assert app.dyno("addons:create", "sqlite").returncode == 0
+    app = manifold.new_app(tmp_path, source=SAMPLE_APP)  # its config/database.yml: a sqlite add-on on deploy
+    assert [a["plan"]["name"] for a in api(manifold, "GET", f"/apps/{app.name}/addons")[1]] == ["sqlite:sqlite"]
     migrated = app.dyno("run", "--no-tty", "rake", "db:migrate", timeout=120)
     assert migrated.returncode == 0 and "CreateWidgets: migrated" in migrated.stdout, migrated.stderr
     first = app.dyno("run", "--no-tty", RUNNER, timeout=120)
@@ -152,3 +152,24 @@ def test_another_apps_dyno_cannot_reach_the_database(manifold, tmp_path):
     assert owner.dyno("run", "--no-tty", f"test -f {path} && echo yes").stdout.strip().endswith("yes")
     peek = other.dyno("run", "--no-tty", f"ls /var/lib/dyno-addons/ 2>&1; test -e {path} || echo absent")
     assert peek.stdout.strip().endswith("absent") and name not in peek.stdout
+
+
+def test_first_deploy_of_an_app_with_a_database_config_provisions_one(manifold, tmp_path):
+    app = manifold.new_app(tmp_path, files={"Procfile": "web: sleep 100\n", "config/database.yml": "x: 1\n"})
+    addons = api(manifold, "GET", f"/apps/{app.name}/addons")[1]
+    assert [a["addon_service"]["name"] for a in addons] == ["sqlite"]
+    assert "DATABASE_URL" in json.loads(app.dyno("config", "--json").stdout)
+    again = app.dyno("deploy")
+    assert again.returncode == 0 and "Provisioned" not in again.stderr
+    assert len(api(manifold, "GET", f"/apps/{app.name}/addons")[1]) == 1
+
+    fresh = tmp_path / "fresh"
+    (fresh / "config").mkdir(parents=True)
+    (fresh / "config" / "database.yml").write_text("x: 1\n")
+    (fresh / "Procfile").write_text("web: sleep 100\n")
+    assert manifold.dyno("apps:create", "t-fresh-db", "--dir", str(fresh)).returncode == 0
+    deployed = manifold.dyno("deploy", "-a", "t-fresh-db")
+    assert deployed.returncode == 0, deployed.stderr
+    assert "Provisioned sqlite:sqlite (sqlite-" in deployed.stderr and "as DATABASE_URL" in deployed.stderr
+    plain = manifold.new_app(tmp_path, files={"Procfile": "web: sleep 100\n"})
+    assert api(manifold, "GET", f"/apps/{plain.name}/addons") == (200, [])

@@ -112,6 +112,9 @@ def _deploy_if_needed(app: App) -> None:
     _err(f"done, v{build['release']['version']}")
     for warning in build.get("warnings", []):
         _err(f" \u203a   Warning: {warning}")
+    for addon in build.get("provisioned_addons", []):
+        _err(f"Provisioned {addon['plan']['name']} ({addon['name']}) as {', '.join(addon['config_vars'])}: "
+             "the app has a database config and no database add-on")
 
 
 def detached_spec(parser: argparse.ArgumentParser) -> None:
@@ -334,6 +337,9 @@ def deploy_cmd(args) -> int:
     _err(f"done, v{build['release']['version']}")
     for warning in build.get("warnings", []):
         _err(f" \u203a   Warning: {warning}")
+    for addon in build.get("provisioned_addons", []):
+        _err(f"Provisioned {addon['plan']['name']} ({addon['name']}) as {', '.join(addon['config_vars'])}: "
+             "the app has a database config and no database add-on")
     types = build.get("process_types") or {}
     if types:
         print("Process types: " + ", ".join(sorted(types)))

@@ -101,6 +101,14 @@ class Addons:
         for addon in self.list(app["id"]):
             self.destroy(app, addon, release=False)
 
+    def provision_if_needed(self, app: dict, source: Path, user: str) -> dict | None:
+        """First deploy of an app that looks like it needs a database and has none: give it one."""
+        if self.store.current_release(app["id"]) is not None or "DATABASE_URL" in self.store.config(app["id"]):
+            return None
+        if not _wants_database(source):
+            return None
+        return self.create(app, "sqlite", user=user)
+
     def _release(self, app: dict, description: str, user: str) -> None:
         current = self.store.current_release(app["id"])
         self.store.create_release(app["id"], current["slug_id"] if current else None, description, user)
@@ -126,6 +134,19 @@ def addon_json(app: dict, addon: dict) -> dict:
         "updated_at": addon["updated_at"], "web_url": None, "provider_id": addon["id"],
         "actions": [], "billed_price": {"cents": 0, "contract": False, "unit": "month"},
     }
+
+
+def _wants_database(source: Path) -> bool:
+    """A Rails-style config/database.yml, or DATABASE_URL named in the Procfile, .env or app.json."""
+    if (source / "config" / "database.yml").is_file():
+        return True
+    for name in ("Procfile", ".env", "app.json"):
+        try:
+            if "DATABASE_URL" in (source / name).read_text(errors="replace"):
+                return True
+        except OSError:
+            pass
+    return False
 
 
 def _word() -> str:

@@ -327,11 +327,14 @@ class BuildsHandler(ApiHandler):
         except (SlugError, ProcfileError, DotenvError) as exc:
             raise ApiError(422, "invalid_params", str(exc)) from None
         self.m.store.save_slug(slug.id, slug.size, slug.process_types, slug.dotenv)
+        provisioned = _addons(self.m).provision_if_needed(app, Path(unquote(parsed.path)), self.m.supervisor.user)
         release = self.m.store.create_release(app["id"], slug.id, f"Deploy {slug.id[:8]}", self.m.supervisor.user)
         self.reply({"id": str(uuid.uuid4()), "status": "succeeded", "created_at": api_time(),
                     "app": {"id": app["id"]}, "slug": {"id": slug.id, "size": slug.size},
                     "release": {"id": release["id"], "version": release["version"]},
-                    "process_types": slug.process_types, "warnings": slug.warnings}, 201)
+                    "process_types": slug.process_types, "warnings": slug.warnings,
+                    **({"provisioned_addons": [addon_json(app, provisioned)]} if provisioned and not self.m.strict
+                       else {})}, 201)
 
 
 class DynosHandler(ApiHandler):
