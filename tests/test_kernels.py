@@ -170,9 +170,11 @@ def test_bash_dyno_stopped_from_elsewhere_starts_a_new_one(bash):
     assert MANIFOLD.dyno("ps:stop", "-a", APP_NAME, name).returncode == 0
     _wait_ended(name)
     reply, out = bash.run("echo $DYNO", timeout=120)
-    if reply["status"] == "error":  # the cell that noticed the end; the next one runs in a new dyno
+    assert f"{name} ended (it exited, or was stopped from elsewhere" in out  # a clear message, then
+    if reply["status"] == "error":  # the cell that met the end says so; the next runs in a new dyno
         reply, out = bash.run("echo $DYNO")
-    assert reply["status"] == "ok" and re.search(r"run\.\d+", out).group(0) != name
+    assert reply["status"] == "ok" and re.fullmatch(r"run\.\d+", out.strip().splitlines()[-1])
+    assert out.strip().splitlines()[-1] != name
 
 
 def _wait_ended(name: str) -> None:
@@ -220,3 +222,21 @@ def test_shutdown_stops_the_dyno():
     _wait_ended(name)
     from dynokernel.platform.app import App
     assert App(APP_NAME).dyno(name)["state"] == "down"
+
+
+def test_idle_dyno_is_culled_with_sighup_and_replaced():
+    manager, client = start_new_kernel(kernel_name="dyno_bash", extra_arguments=["--DynoKernel.idle_timeout=1"])
+    kernel = Kernel.__new__(Kernel)
+    kernel.manager, kernel.client = manager, client
+    try:
+        name = re.search(r"run\.\d+", kernel.run("echo $DYNO")[1]).group(0)
+        _wait_ended(name)  # no input, no output for 1 s: the manifold hangs up, as Heroku does
+        from dynokernel.platform.app import App
+        messages = [line.split(": ", 1)[1] for line in App(APP_NAME).logs(dyno=name, source="heroku")]
+        assert "Client connection closed. Sending SIGHUP to all processes" in messages
+        reply, out = kernel.run("echo $DYNO")
+        assert reply["status"] == "ok"
+        assert f"{name} was idle for 1 s and got SIGHUP, as Heroku culls idle one-off dynos." in out
+        assert re.fullmatch(r"run\.\d+", out.strip().splitlines()[-1]) and out.strip().splitlines()[-1] != name
+    finally:
+        kernel.close()

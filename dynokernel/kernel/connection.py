@@ -35,6 +35,7 @@ class DynoConnection:
         self.progress: list[str] = []
         self.last_activity = time.monotonic()
         self._ready = threading.Event()
+        self.closed = threading.Event()  # the dyno's end of the attach connection has gone
         self._sock = None
 
     def start_in_background(self) -> None:
@@ -51,7 +52,7 @@ class DynoConnection:
                                       env={"COLUMNS": str(COLUMNS), "LINES": "50"})
             self.progress.append(f"Running {self.profile.display_name} on \u2b22 {self.app.name}... up, {self.run.name}")
             tls, early = connect(self.run.attach_url, self.app.client.endpoint.ca_file)
-            self._sock = bridge(tls, early)
+            self._sock = bridge(tls, early, on_close=self.closed.set)
             child = fdspawn(self._sock.fileno(), encoding=None, timeout=None)
             session = ReplSession(child, self.profile)
             session.start()

@@ -108,7 +108,7 @@ class DynoKernel(Kernel):
 
     def _session(self):
         """The REPL session, waiting for the boot (with progress shown) and replacing a dead dyno."""
-        if self.dyno.session is not None and not self.dyno.session.alive:
+        if self.dyno.session is not None and (self.dyno.closed.is_set() or not self.dyno.session.alive):
             self._stream(self._why_ended() + " Starting a new dyno.\n", "stderr")
             self.dyno = self._new_dyno()
         if not self.dyno.ready:  # the boot's progress, in the cell that waits for it

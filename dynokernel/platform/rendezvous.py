@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+from typing import Callable
 from urllib.parse import urlparse
 
 from .errors import PlatformError
@@ -45,17 +46,20 @@ def connect(attach_url: str, ca_file: str | None, timeout: float = 30.0) -> tupl
     return sock, received[len(BANNER):]
 
 
-def bridge(sock: ssl.SSLSocket, early: bytes = b"") -> socket.socket:
-    """A plain socket end carrying the dyno's bytes both ways (relay threads do the TLS)."""
+def bridge(sock: ssl.SSLSocket, early: bytes = b"", on_close: Callable[[], None] | None = None) -> socket.socket:
+    """A plain socket end carrying the dyno's bytes both ways (relay threads do the TLS).
+
+    `on_close` is called once the dyno's side has closed the connection.
+    """
     ours, theirs = socket.socketpair()
     if early:
         ours.sendall(early)
-    threading.Thread(target=_pump, args=(sock, ours), daemon=True, name="attach-out").start()
-    threading.Thread(target=_pump, args=(ours, sock), daemon=True, name="attach-in").start()
+    threading.Thread(target=_pump, args=(sock, ours, on_close), daemon=True, name="attach-out").start()
+    threading.Thread(target=_pump, args=(ours, sock, None), daemon=True, name="attach-in").start()
     return theirs
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
+def _pump(source: socket.socket, sink: socket.socket, on_close: Callable[[], None] | None) -> None:
     try:
         while True:
             data = source.recv(65536)
@@ -70,3 +74,5 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
                 end.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        if on_close is not None:
+            on_close()
