@@ -26,7 +26,7 @@ class Manifold:
     def __init__(self, home: Path, settings: dict[str, str] | None = None) -> None:
         home.mkdir(parents=True, exist_ok=True)
         self.home = home
-        self.env = dict(os.environ, DYNO_HOME=str(home), **FAST_SETTINGS, **(settings or {}))
+        self.env = {**os.environ, "DYNO_HOME": str(home), **FAST_SETTINGS, **(settings or {})}
         self.env.pop("DYNO_APP", None)
         self.env.pop("DYNO_API_URL", None)
 

@@ -14,13 +14,14 @@ import signal
 import struct
 import fcntl
 import subprocess
-import sys
 import termios
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+
+from conftest import Manifold
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_APP = ROOT / "examples" / "sampleapp"
@@ -56,22 +57,21 @@ def normalize(text: str) -> str:
     return AGO.sub("(~ AGO)", text)
 
 
-class HerokuManifold:
+class HerokuManifold(Manifold):
     """A manifold in its own $DYNO_HOME with a deployed sample app, plus `heroku` and `dyno` runners."""
 
     def __init__(self, home: Path, settings: dict[str, str] | None = None) -> None:
-        self.home = home
         self.api_log = home / "api.log"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("HEROKU_", "DYNO_"))}
-        self.env.update(DYNO_HOME=str(home), DYNO_STOP_GRACE="2", DYNO_HUP_INTERVAL="0.2",
-                        DYNO_API_LOG=str(self.api_log), TZ="UTC", **(settings or {}))
+        super().__init__(home, {"DYNO_STOP_GRACE": "2", "DYNO_API_LOG": str(self.api_log), "TZ": "UTC",
+                                **(settings or {})})
+        self.env = {k: v for k, v in self.env.items() if not k.startswith("HEROKU_")}
         self.app = "h-" + uuid.uuid4().hex[:8]
         self.cli = heroku_js()
         self.heroku_env: dict[str, str] = {}
 
     def start(self) -> "HerokuManifold":
-        self.home.mkdir(parents=True, exist_ok=True)
-        for args in (["manifold:start"], ["apps:create", self.app, "--dir", str(SAMPLE_APP)],
+        super().start()
+        for args in (["apps:create", self.app, "--dir", str(SAMPLE_APP)],
                      ["deploy", "-a", self.app, "--dir", str(SAMPLE_APP)]):
             done = self.dyno(*args)
             assert done.returncode == 0, done.stderr
@@ -81,28 +81,9 @@ class HerokuManifold:
         self.heroku_env = json.loads(self.dyno("heroku-env", "--json").stdout)
         return self
 
-    def stop(self) -> None:
-        if (self.home / "manifold.json").exists():
-            self.dyno("manifold:stop", timeout=90)
-
-    @property
-    def info(self) -> dict:
-        return json.loads((self.home / "manifold.json").read_text())
-
-    @property
-    def token(self) -> str:
-        return (self.home / "token").read_text().strip()
-
     @property
     def api_url(self) -> str:
         return self.info["api_url"]
-
-    # runners ------------------------------------------------------------------------
-    def dyno(self, *args: str, input: str | None = None, timeout: float = 60,
-             env: dict | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "dynokernel.cli.main", *args], cwd=self.home,
-                              env={**self.env, **(env or {})}, input=input, capture_output=True, text=True,
-                              timeout=timeout)
 
     def heroku_argv(self, args: tuple[str, ...], wrapper: list[str] | None = None) -> list[str]:
         return [*(wrapper or []), "node", "--no-deprecation", str(self.cli), *args]
