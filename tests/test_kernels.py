@@ -73,6 +73,7 @@ class DynoPythonTests(Booted):
     complete_code_samples = ["x = 1", "def f():\n    return 1\n"]
     incomplete_code_samples = ["def f():", "x = (1,"]
     invalid_code_samples = ["x = = 1"]
+    completion_samples = [{"text": "pri", "matches": {"print("}}]  # rlcompleter's form
 
 
 @unittest.skipUnless(HAS_NODE, "node is not installed")
