@@ -58,6 +58,10 @@ def test_create_list_info_destroy(manifold, tmp_path):
     assert addon["plan"]["name"] == "sqlite:sqlite" and addon["config_vars"] == ["DATABASE_URL"]
     assert addon["app"]["name"] == app.name and addon["state"] == "provisioned" and addon["web_url"] is None
     assert api(manifold, "GET", f"/apps/{app.name}/addons/{name}") == (200, addon)
+    status, attachments = api(manifold, "GET", f"/apps/{app.name}/addon-attachments")
+    assert status == 200 and [(a["name"], a["addon"]["name"], a["app"]["name"]) for a in attachments] == \
+        [("DATABASE", name, app.name)]
+    assert attachments[0] in api(manifold, "GET", "/addon-attachments")[1]
 
     config = json.loads(app.dyno("config", "--json").stdout)
     url = config["DATABASE_URL"]

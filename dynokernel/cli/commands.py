@@ -232,7 +232,10 @@ def apps_create_cmd(args) -> int:
 def apps_info_cmd(args) -> int:
     app = _app(args)
     info = app.info()
-    print(fmt.as_json(info) if args.json else fmt.info_text(info, app.ps()))
+    if args.json:
+        print(fmt.as_json(info))
+    else:
+        print(fmt.info_text(info, app.ps(), app.client.request("GET", f"{app.path}/addons")))
     return 0
 
 

@@ -136,6 +136,14 @@ def addon_json(app: dict, addon: dict) -> dict:
     }
 
 
+def attachment_json(app: dict, addon: dict) -> dict:
+    """Heroku's add-on attachment shape (one attachment per add-on, to its own app)."""
+    owner = {"id": app["id"], "name": app["name"]}
+    return {"id": addon["id"], "name": addon["attachment"], "namespace": None,
+            "addon": {"id": addon["id"], "name": addon["name"], "app": owner},
+            "app": owner, "created_at": addon["created_at"], "updated_at": addon["updated_at"], "web_url": None}
+
+
 def _wants_database(source: Path) -> bool:
     """A Rails-style config/database.yml, or DATABASE_URL named in the Procfile, .env or app.json."""
     if (source / "config" / "database.yml").is_file():

@@ -22,7 +22,7 @@ from .. import __version__
 from .logplex import LogSession, Logplex, format_line
 from .slugs import SlugError, build_slug
 from .store import Store, api_time
-from .addons import Addons, addon_json
+from .addons import Addons, addon_json, attachment_json
 from .supervisor import ApiError, Supervisor
 from .procfile import ProcfileError
 from .dotenv import DotenvError
@@ -564,6 +564,14 @@ class AddonsHandler(ApiHandler):
         self.reply(addon_json(app, addon), 201)
 
 
+class AddonAttachmentsHandler(ApiHandler):
+    """GET /addon-attachments (every app's) and /apps/APP/addon-attachments."""
+
+    def get(self, name: str | None = None) -> None:
+        apps = [self.app_record(name)] if name else self.m.store.apps()
+        self.reply([attachment_json(app, a) for app in apps for a in _addons(self.m).list(app["id"])])
+
+
 class AddonHandler(ApiHandler):
     def record(self, app: dict, addon: str) -> dict:
         found = _addons(self.m).find(app["id"], unquote(addon))
@@ -698,6 +706,8 @@ def make_app(manifold: Manifold, public: dict | None = None) -> tornado.web.Appl
         (app_ + r"/formations/([^/]+)", FormationRestartHandler),
         (app_ + r"/addons", AddonsHandler),
         (app_ + r"/addons/([^/]+)", AddonHandler),
+        (app_ + r"/addon-attachments", AddonAttachmentsHandler),
+        (r"/addon-attachments", AddonAttachmentsHandler),
         (app_ + r"/collaborators", EmptyListHandler),
         (app_ + r"/pipeline-couplings", PipelineCouplingHandler),
         (app_ + r"/releases/([^/]+)", ReleaseHandler),
