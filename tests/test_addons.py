@@ -45,7 +45,7 @@ def test_create_list_info_destroy(manifold, tmp_path):
     assert created.stdout.startswith(f"Created {name} as DATABASE_URL\n")
 
     listed = app.dyno("addons")
-    assert f"  sqlite ({name})" in listed.stdout and "  \u2514\u2500 as DATABASE" in listed.stdout
+    assert f" sqlite ({name})" in listed.stdout and " \u2514\u2500 as DATABASE" in listed.stdout  # any renderer
     assert "created" in listed.stdout
     info = app.dyno("addons:info", name)
     assert info.returncode == 0 and info.stdout.startswith(f"=== {name}\n"), info.stderr
