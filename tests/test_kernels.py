@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import shutil
 import tempfile
@@ -574,3 +573,22 @@ def test_seq_million_through_a_real_jupyter_server_loses_nothing():
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_kernels_own_idle_timer_hangs_up_like_heroku():
+    """A platform that does not cull (here: the dyno's own idle_timeout is long): the kernel's timer
+    hangs up the attach connection, and the dyno gets SIGHUP as on Heroku."""
+    from dynokernel.kernel.connection import IDLE_GRACE, DynoConnection
+    from dynokernel.kernel.profiles import BASH
+    dyno = DynoConnection(BASH, APP_NAME, str(_TMP), idle_timeout=3600)
+    dyno.boot()
+    try:
+        assert dyno.session is not None, dyno.error
+        dyno.idle_timeout = 0.5  # the kernel's timer only; its first check is due at once
+        assert dyno.closed.wait(IDLE_GRACE + 30)
+        _wait_ended(dyno.run.name)
+        from dynokernel.platform.app import App
+        messages = [line.split(": ", 1)[1] for line in App(APP_NAME).logs(dyno=dyno.run.name, source="heroku")]
+        assert "Client connection closed. Sending SIGHUP to all processes" in messages
+    finally:
+        dyno.stop()

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 
@@ -23,6 +24,7 @@ from .profiles import ReplProfile
 from .session import ReplSession
 
 COLUMNS = 200  # wide: notebook cells wrap themselves
+IDLE_GRACE = 5.0  # the kernel's own idle timer fires this long after the manifold's would have
 
 
 class DynoConnection:
@@ -30,6 +32,7 @@ class DynoConnection:
 
     def __init__(self, profile: ReplProfile, app_name: str | None, cwd: str, idle_timeout: float,
                  limits: OutputLimits = OutputLimits()) -> None:
+        self._poke = threading.Event()  # wakes the idle timer: activity, a new timeout, the end
         self.profile, self.app_name, self.cwd, self.idle_timeout = profile, app_name, cwd, idle_timeout
         self.limits = limits
         self.app: App | None = None
@@ -59,13 +62,15 @@ class DynoConnection:
                                       env={"COLUMNS": str(COLUMNS), "LINES": "50"})
             self._progress(f"Running {self.profile.display_name} on \u2b22 {self.app.name}... up, {self.run.name}")
             tls, early = connect(self.run.attach_url, self.app.client.endpoint.ca_file)
-            self._sock = bridge(tls, early, on_close=self.closed.set)
+            self._sock = bridge(tls, early, on_close=self._on_close)
             child = fdspawn(self._sock.fileno(), encoding=None, timeout=None)
             session = ReplSession(child, self.profile, limits=self.limits)
             session.start()
             self.session = session
             if self._stopping:  # the kernel shut down while the dyno booted: no orphan dyno
                 self.stop()
+            else:
+                threading.Thread(target=self._watch_idle, name="dyno-idle", daemon=True).start()
         except Exception as exc:  # shown in the next cell as one line, never a traceback
             self.error = str(exc) if isinstance(exc, PlatformError) else f"{type(exc).__name__}: {exc}"
         finally:
@@ -102,6 +107,42 @@ class DynoConnection:
         with self._changed:
             self._changed.notify_all()
 
+    @property
+    def idle_timeout(self) -> float:
+        return self._idle_timeout
+
+    @idle_timeout.setter
+    def idle_timeout(self, value: float) -> None:
+        self._idle_timeout = value
+        self._poke.set()
+
+    @property
+    def last_activity(self) -> float:
+        return self._last_activity
+
+    @last_activity.setter
+    def last_activity(self, value: float) -> None:
+        self._last_activity = value
+        self._poke.set()
+
+    def _on_close(self) -> None:
+        self.closed.set()
+        self._poke.set()
+
+    def _watch_idle(self) -> None:
+        """The kernel's own idle timer, mirroring the manifold's (and Heroku's): after `idle_timeout`
+        with no cell running and no output, hang up the attach connection; the platform then sends
+        the dyno SIGHUP. A backstop for platforms that do not cull by themselves."""
+        while not (self.closed.is_set() or self._stopping):
+            self._poke.clear()
+            idle = self.idle_for()
+            if idle >= self.idle_timeout + IDLE_GRACE and self.session is not None and not self.session.busy:
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
+                return
+            left = self.idle_timeout + IDLE_GRACE - idle if idle >= 0 else None  # None: a cell is running
+            self._poke.wait(left)
+
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self._ready.wait(timeout)
 
@@ -121,6 +162,7 @@ class DynoConnection:
     def stop(self) -> None:
         """End the dyno (as a user's exit would) and the local ends of the connection."""
         self._stopping = True
+        self._poke.set()
         if self.session is not None:
             self.session.close()
         if self.run is not None:
