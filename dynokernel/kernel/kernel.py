@@ -37,6 +37,18 @@ KERNEL_MAGICS = ("%dyno", "%restart", "%ps", "%logs")
 DEFAULT_IDLE_TIMEOUT = 3600.0
 
 
+def kernelspec_idle_timeout(kernel_name: str) -> float:
+    """The kernelspec's ``metadata.cull_idle_timeout`` (so the kernel and Jupyter Server's culler
+    agree), else 3600 s."""
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+        spec = KernelSpecManager().get_kernel_spec(kernel_name)
+        value = float(spec.metadata.get("cull_idle_timeout") or 0)
+    except Exception:
+        value = 0.0
+    return value if value > 0 else DEFAULT_IDLE_TIMEOUT
+
+
 class DynoKernel(Kernel):
     implementation = "dynokernel"
     implementation_version = __version__
@@ -55,15 +67,8 @@ class DynoKernel(Kernel):
                         help="where spill files go (default: $DYNO_HOME/output)")
 
     @default("idle_timeout")
-    def _idle_timeout_from_kernelspec(self) -> float:
-        """The kernelspec's ``metadata.cull_idle_timeout``, so the kernel and Jupyter Server agree."""
-        try:
-            from jupyter_client.kernelspec import KernelSpecManager
-            spec = KernelSpecManager().get_kernel_spec(f"dyno_{self.profile_name}")
-            value = float(spec.metadata.get("cull_idle_timeout") or 0)
-        except Exception:
-            value = 0.0
-        return value if value > 0 else DEFAULT_IDLE_TIMEOUT
+    def _idle_timeout_default(self) -> float:
+        return kernelspec_idle_timeout(f"dyno_{self.profile_name}")
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
