@@ -1,4 +1,6 @@
-"""Add-ons: the registry, its API and CLI, and the sqlite plan's database that outlives dynos."""
+"""Add-ons: the registry, its API and CLI, and the sqlite plan's database that outlives dynos.
+
+The heroku-postgresql plan's half of the story is in test_postgres.py."""
 from __future__ import annotations
 
 import json
@@ -13,7 +15,7 @@ from conftest import SAMPLE_APP, start_manifold
 
 @pytest.fixture(scope="module")
 def manifold(tmp_path_factory):
-    running = start_manifold(tmp_path_factory.mktemp("addonshome"))
+    running = start_manifold(tmp_path_factory.mktemp("addonshome"), {"DYNO_DEFAULT_DATABASE": "sqlite"})
     yield running
     running.stop()
 

@@ -232,6 +232,25 @@ def test_config_commands(hm):
     assert hm.heroku("config:get", "GREETING", "-a", hm.app).stdout == "\n"
 
 
+def test_addons_and_their_config_match_dyno(hm):
+    """The sample app got a database add-on on its first deploy (PostgreSQL where installed)."""
+    addons = hm.heroku("addons", "-a", hm.app)
+    assert addons.returncode == 0, addons.stderr
+    (addon,) = hm.dyno_api("GET", f"/apps/{hm.app}/addons")
+    service = addon["addon_service"]["name"]
+    assert f"{service} ({addon['name']})" in addons.stdout and "\u2514\u2500 as DATABASE" in addons.stdout
+    assert hm.dyno("addons", "-a", hm.app).stdout == addons.stdout
+    for wanted in ("DATABASE", addon["name"]):
+        info = hm.heroku("addons:info", wanted, "-a", hm.app)
+        assert info.returncode == 0 and info.stdout.startswith(f"=== {addon['name']}\n"), info.stderr
+        assert f"Attachments:  {hm.app}::DATABASE\n" in info.stdout
+        assert hm.dyno("addons:info", wanted, "-a", hm.app).stdout == info.stdout
+    unknown = hm.heroku("addons:info", "no-such-addon", "-a", hm.app)
+    assert unknown.returncode != 0 and "Couldn't find that add-on: no-such-addon." in unknown.stderr
+    config = hm.heroku("config:get", "DATABASE_URL", "-a", hm.app)
+    assert config.stdout.startswith("postgres://" if service == "heroku-postgresql" else "sqlite3:///")
+
+
 def test_releases_and_apps_info_match_dyno(hm):
     releases = hm.heroku("releases", "-a", hm.app)
     assert releases.returncode == 0, releases.stderr

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from urllib.parse import quote
 
 from ..platform.errors import PlatformError
 from . import format as fmt
+from .confirm import confirm_destructive
 
 STATES = {"provisioned": "created", "provisioning": "creating", "deprovisioned": "errored",
           "deprovisioning": "destroying"}
@@ -55,7 +55,7 @@ def addons_cmd(args) -> int:
 
 
 def addons_create_spec(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("plan", metavar="SERVICE:PLAN", help="sqlite")
+    parser.add_argument("plan", metavar="SERVICE:PLAN", help="heroku-postgresql[:PLAN] or sqlite")
     parser.add_argument("--as", dest="as_name", help="name for the initial add-on attachment (default DATABASE)")
     parser.add_argument("--name", help="name for the add-on resource")
 
@@ -90,14 +90,7 @@ def addons_destroy_cmd(args) -> int:
     commands = _commands()
     app = commands._app(args)
     addon = app.client.request("GET", f"{app.path}/addons/{quote(args.name, safe='')}")
-    if args.confirm != app.name:
-        if not sys.stdin.isatty():
-            raise PlatformError(f"Confirmation needed: re-run with --confirm {app.name}")
-        commands._err(f" \u203a   Warning: Destructive Action\n \u203a   This command will affect the app "
-                      f"{fmt.app_label(app.name)}")
-        if input(f" \u203a   To proceed, type {app.name} or re-run this command with --confirm {app.name}\n\n> ") \
-                != app.name:
-            raise PlatformError(f"Confirmation did not match {app.name}. Aborted.")
+    confirm_destructive(app.name, args.confirm, f"This command will affect the app {fmt.app_label(app.name)}")
     commands._err_inline(f"Destroying {addon['name']} on {fmt.app_label(app.name)}... ")
     app.client.request("DELETE", f"{app.path}/addons/{quote(addon['id'], safe='')}")
     commands._err("done")
@@ -118,7 +111,7 @@ def addons_info_cmd(args) -> int:
     print(fmt.header(addon["name"]) + fmt.styled_object([
         ("Plan", addon["plan"]["name"]), ("Price", "free"), ("Max Price", "free"),
         ("Attachments", [f"{app.name}::{v[:-4] if v.endswith('_URL') else v}" for v in addon["config_vars"]]),
-        ("Owning app", app.name), ("Installed at", addon["created_at"]),
+        ("Owning app", app.name), ("Installed at", fmt.js_date(addon["created_at"])),
         ("State", STATES.get(addon["state"], addon["state"]))]))
     return 0
 

@@ -18,6 +18,8 @@ from ..platform.rendezvous import connect
 from . import format as fmt
 from .herokuenv import heroku_env_cmd, heroku_env_spec
 from .addons import ADDON_COMMANDS
+from .confirm import confirm_destructive
+from .pg import PG_COMMANDS
 
 
 def _err(text: str) -> None:
@@ -315,12 +317,8 @@ def apps_destroy_cmd(args) -> int:
     name = args.app or args.name
     if not name:
         raise PlatformError("Specify the app to destroy with -a APP")
-    if args.confirm != name:
-        if not sys.stdin.isatty():
-            raise PlatformError(f"Confirmation needed: re-run with --confirm {name}")
-        _err(f" \u203a   Warning: This will destroy {fmt.app_label(name)} and all its dynos and logs.")
-        if input(f" \u203a   To proceed, type {name} or re-run this command with --confirm {name}\n\n> ") != name:
-            raise PlatformError(f"Confirmation did not match {name}. Aborted.")
+    confirm_destructive(name, args.confirm, f"This will destroy {fmt.app_label(name)} and all its dynos, add-ons "
+                        "and logs.")
     client = _client(args)
     _err_inline(f"Destroying {fmt.app_label(name)} (including all add-ons)... ")
     client.request("DELETE", f"/apps/{name}")
@@ -535,4 +533,5 @@ COMMANDS = {
     "manifold:stop": (_none, manifold_stop_cmd, False),
     "manifold:status": (_none, manifold_status_cmd, False),
     **ADDON_COMMANDS,
+    **PG_COMMANDS,
 }

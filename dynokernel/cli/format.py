@@ -39,6 +39,14 @@ def local_time(epoch: float) -> str:
     return time.strftime("%Y/%m/%d %H:%M:%S %z", time.localtime(epoch))
 
 
+def js_date(stamp: str) -> str:
+    """A timestamp as JavaScript's Date#toString shows it: `Sun Nov 22 2026 12:00:03 GMT+0000 (...)`."""
+    moment = time.localtime(parse_api_time(stamp))
+    zone = "Coordinated Universal Time" if moment.tm_gmtoff == 0 and moment.tm_zone in ("UTC", "GMT") \
+        else moment.tm_zone
+    return time.strftime("%a %b %d %Y %H:%M:%S GMT%z", moment) + f" ({zone})"
+
+
 def ago(stamp: str, now: float | None = None) -> str:
     """`2026/11/22 07:54:51 +0000 (~ 2s ago)`; the suffix goes after 25 hours (lib/time.js)."""
     since = parse_api_time(stamp)

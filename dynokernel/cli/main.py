@@ -17,6 +17,7 @@ USAGE = """usage: dyno COMMAND [ARGS]
 
 One-off dynos:  run, run:detached, ps, ps:stop, ps:kill, logs
 Apps:           apps, apps:create, apps:info, apps:update, apps:destroy, deploy, releases
+Add-ons:        addons, addons:create, addons:destroy, addons:info, pg:info, pg:psql, pg:reset
 Config vars:    config, config:get, config:set, config:unset
 The manifold:   manifold:start, manifold:stop, manifold:status
 Kernels:        kernels:install

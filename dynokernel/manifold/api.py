@@ -22,7 +22,8 @@ from .. import __version__
 from .logplex import LogSession, Logplex, format_line
 from .slugs import SlugError, build_slug
 from .store import Store, api_time
-from .addons import Addons, addon_json, attachment_json
+from .addons import POSTGRES, Addons, addon_json, attachment_json
+from .postgres import PostgresError
 from .supervisor import ApiError, Supervisor
 from .procfile import ProcfileError
 from .dotenv import DotenvError
@@ -44,6 +45,7 @@ class Manifold:
 
     def __init__(self, store: Store, logplex: Logplex, supervisor: Supervisor, token: str, info: dict) -> None:
         self.store, self.logplex, self.supervisor, self.token, self.info = store, logplex, supervisor, token, info
+        self.addons = Addons(store, supervisor.files.home, supervisor.sandbox.name, supervisor.reaper)
         # strict: serve only what Heroku's Platform API documents (to test clients meant for Heroku)
         self.strict = os.environ.get("DYNO_STRICT", "") not in ("", "0")
         self.info.setdefault("strict", self.strict)
@@ -251,12 +253,12 @@ class AppHandler(ApiHandler):
             self.m.store.update_app(app["id"], idle_timeout=value)
         self.reply(self.app_json(self.m.store.app(app["id"])))
 
-    def delete(self, name: str) -> None:
+    async def delete(self, name: str) -> None:
         app = self.app_record(name)
         for record in self.m.store.live_dynos(app["id"]):
             self.m.supervisor.stop(record["id"])
         body = self.app_json(app)
-        _addons(self.m).destroy_all(app)
+        await self.m.addons.destroy_all(app)
         self.m.store.delete_app(app["id"])
         self.reply(body)
 
@@ -327,7 +329,7 @@ class BuildsHandler(ApiHandler):
         except (SlugError, ProcfileError, DotenvError) as exc:
             raise ApiError(422, "invalid_params", str(exc)) from None
         self.m.store.save_slug(slug.id, slug.size, slug.process_types, slug.dotenv)
-        provisioned = _addons(self.m).provision_if_needed(app, Path(unquote(parsed.path)), self.m.supervisor.user)
+        provisioned = await self.m.addons.provision_if_needed(app, Path(unquote(parsed.path)), self.m.supervisor.user)
         release = self.m.store.create_release(app["id"], slug.id, f"Deploy {slug.id[:8]}", self.m.supervisor.user)
         self.reply({"id": str(uuid.uuid4()), "status": "succeeded", "created_at": api_time(),
                     "app": {"id": app["id"]}, "slug": {"id": slug.id, "size": slug.size},
@@ -541,26 +543,19 @@ class EmptyListHandler(ApiHandler):
         self.reply([])
 
 
-def _addons(m: Manifold) -> Addons:
-    if getattr(m, "addons", None) is None:
-        m.addons = Addons(m.store, m.supervisor.files.home, m.supervisor.sandbox.name)
-    return m.addons
-
-
 class AddonsHandler(ApiHandler):
     def get(self, name: str) -> None:
         app = self.app_record(name)
-        self.reply([addon_json(app, a) for a in _addons(self.m).list(app["id"])])
+        self.reply([addon_json(app, a) for a in self.m.addons.list(app["id"])])
 
-    def post(self, name: str) -> None:
+    async def post(self, name: str) -> None:
         app, body = self.app_record(name), self.body()
         attachment, plan, addon_name = body.get("attachment"), body.get("plan"), body.get("name")
         plan = plan.get("name") if isinstance(plan, dict) else plan
         as_name = attachment.get("name") if isinstance(attachment, dict) else None
         if not all(isinstance(v, (str, type(None))) for v in (plan, as_name, addon_name)):
             raise ApiError(422, "invalid_params", "plan, attachment.name and name must be strings")
-        addon = _addons(self.m).create(app, plan, as_name, addon_name,
-                                       self.m.supervisor.user)
+        addon = await self.m.addons.create(app, plan, as_name, addon_name, self.m.supervisor.user)
         self.reply(addon_json(app, addon), 201)
 
 
@@ -569,12 +564,40 @@ class AddonAttachmentsHandler(ApiHandler):
 
     def get(self, name: str | None = None) -> None:
         apps = [self.app_record(name)] if name else self.m.store.apps()
-        self.reply([attachment_json(app, a) for app in apps for a in _addons(self.m).list(app["id"])])
+        self.reply([attachment_json(app, a) for app in apps for a in self.m.addons.list(app["id"])])
+
+
+class AddonResolveHandler(ApiHandler):
+    """POST /actions/addons/resolve and /actions/addon-attachments/resolve, as the Heroku CLI asks
+    `addons:info NAME`: the app's add-ons (or their attachments) matching a name, id or attachment."""
+
+    def post(self, kind: str) -> None:
+        body = self.body()
+        wanted = body.get("addon" if kind == "addons" else "addon_attachment")
+        app = self.app_record(body.get("app") or "")
+        service = body.get("addon_service")
+        found = [a for a in self.m.addons.list(app["id"])
+                 if wanted in (a["name"], a["id"], a["attachment"]) and service in (None, a["service"])]
+        if not isinstance(wanted, str) or not found:
+            raise ApiError(404, "not_found", f"Couldn't find that add-on: {wanted}.")
+        shape = addon_json if kind == "addons" else attachment_json
+        self.reply([shape(app, a) for a in found])
+
+
+class GlobalAddonHandler(ApiHandler):
+    """GET /addons/ID and /addons/ID/addon-attachments: an add-on found by its id or name alone."""
+
+    def get(self, addon: str, attachments: str | None = None) -> None:
+        found = self.m.addons.find_anywhere(unquote(addon))
+        if found is None:
+            raise ApiError(404, "not_found", f"Couldn't find that add-on: {unquote(addon)}.")
+        app = self.m.store.app(found["app_id"])
+        self.reply([attachment_json(app, found)] if attachments else addon_json(app, found))
 
 
 class AddonHandler(ApiHandler):
     def record(self, app: dict, addon: str) -> dict:
-        found = _addons(self.m).find(app["id"], unquote(addon))
+        found = self.m.addons.find(app["id"], unquote(addon))
         if found is None:
             raise ApiError(404, "not_found", f"Couldn't find that add-on: {unquote(addon)}.")
         return found
@@ -583,11 +606,45 @@ class AddonHandler(ApiHandler):
         app = self.app_record(name)
         self.reply(addon_json(app, self.record(app, addon)))
 
-    def delete(self, name: str, addon: str) -> None:
+    async def delete(self, name: str, addon: str) -> None:
         app = self.app_record(name)
         found = self.record(app, addon)
-        _addons(self.m).destroy(app, found, self.m.supervisor.user)
+        await self.m.addons.destroy(app, found, self.m.supervisor.user)
         self.reply(dict(addon_json(app, found), state="deprovisioned"))
+
+
+class PostgresInfoHandler(AddonHandler):
+    """GET /apps/APP/addons/NAME/postgres: what `dyno pg:info` shows (our extension)."""
+
+    async def get(self, name: str, addon: str) -> None:
+        app = self.app_record(name)
+        found = self.postgres_addon(app, addon)
+        info = await self.pg_call(self.m.addons.postgres.info(Addons.database_name(found)))
+        self.reply({"addon": addon_json(app, found), "status": "Available", "max_connections": 100, **info})
+
+    def postgres_addon(self, app: dict, addon: str) -> dict:
+        found = self.record(app, addon)
+        if found["service"] != POSTGRES:
+            raise ApiError(422, "invalid_params", f"{found['name']} is not a {POSTGRES} database.")
+        return found
+
+    async def pg_call(self, call):
+        try:
+            return await call
+        except PostgresError as exc:
+            raise ApiError(503, "unavailable", str(exc)) from None
+
+
+class PostgresResetHandler(PostgresInfoHandler):
+    """POST /apps/APP/addons/NAME/actions/reset: an empty database again (`dyno pg:reset`)."""
+
+    async def post(self, name: str, addon: str) -> None:
+        app = self.app_record(name)
+        found = self.postgres_addon(app, addon)
+        await self.pg_call(self.m.addons.postgres.reset_database(Addons.database_name(found)))
+        self.m.logplex.platform(app["id"], "api", f"Reset {found['attachment']} (@ref:{found['name']}) "
+                                f"by user {self.m.supervisor.user}", "app")
+        self.reply(addon_json(app, found))
 
 
 class PipelineCouplingHandler(ApiHandler):
@@ -706,8 +763,13 @@ def make_app(manifold: Manifold, public: dict | None = None) -> tornado.web.Appl
         (app_ + r"/formations/([^/]+)", FormationRestartHandler),
         (app_ + r"/addons", AddonsHandler),
         (app_ + r"/addons/([^/]+)", AddonHandler),
+        (app_ + r"/addons/([^/]+)/postgres", PostgresInfoHandler),
+        (app_ + r"/addons/([^/]+)/actions/reset", PostgresResetHandler),
         (app_ + r"/addon-attachments", AddonAttachmentsHandler),
         (r"/addon-attachments", AddonAttachmentsHandler),
+        (r"/actions/(addons|addon-attachments)/resolve", AddonResolveHandler),
+        (r"/addons/([^/]+)", GlobalAddonHandler),
+        (r"/addons/([^/]+)/(addon-attachments)", GlobalAddonHandler),
         (app_ + r"/collaborators", EmptyListHandler),
         (app_ + r"/pipeline-couplings", PipelineCouplingHandler),
         (app_ + r"/releases/([^/]+)", ReleaseHandler),

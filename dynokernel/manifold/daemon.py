@@ -58,6 +58,9 @@ async def serve(files: HomeFiles, ready_fd: int | None) -> None:
             "rendezvous_port": supervisor.rendezvous_port, "version": __version__, "home": str(files.home),
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     manifold = Manifold(store, logplex, supervisor, read_token(files), info)
+    problem = await manifold.addons.start()
+    if problem:
+        print(f"dyno manifold: the PostgreSQL server for add-ons did not start: {problem}", file=sys.stderr, flush=True)
     server = tornado.httpserver.HTTPServer(make_app(manifold))
     server.add_sockets(sockets)
     remote: list = []
@@ -77,6 +80,7 @@ async def serve(files: HomeFiles, ready_fd: int | None) -> None:
     for extra in remote:
         (extra.stop if isinstance(extra, tornado.httpserver.HTTPServer) else extra.close)()
     await supervisor.shutdown()
+    await manifold.addons.stop()
     files.endpoint.unlink(missing_ok=True)
     store.close()
 

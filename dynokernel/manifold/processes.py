@@ -6,7 +6,10 @@ import ctypes
 import fcntl
 import os
 import signal
+import socket
 import struct
+import subprocess
+import tempfile
 import termios
 from typing import Callable
 
@@ -124,3 +127,24 @@ async def write_all(loop: asyncio.AbstractEventLoop, fd: int, data: bytes) -> No
                 await ready
             finally:
                 loop.remove_writer(fd)
+
+
+async def run_tool(reaper: Reaper, argv: list[str], **popen) -> tuple[int, str]:
+    """Run a short helper program (initdb, psql...) to its end without racing the central reaper.
+
+    Returns its exit code and its output (stdout and stderr together).
+    """
+    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, **popen)
+        reaper.watch(proc.pid, lambda status: done.done() or done.set_result(exit_code(status)))
+        proc.returncode = code = await done  # reaped by us: Popen must never wait for this pid again
+        output.seek(0)
+        return code, output.read().decode(errors="replace")
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

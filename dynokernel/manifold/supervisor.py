@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -27,7 +26,7 @@ from pathlib import Path
 from ..paths import HomeFiles
 from .logplex import LineSplitter, Logplex
 from .ptyeof import write_holding_eof
-from .processes import Reaper, exit_code, kill_dyno_processes, open_pty, start_time, write_all
+from .processes import Reaper, exit_code, free_port, kill_dyno_processes, open_pty, start_time, write_all
 from .sandbox import DynoSpec, Sandbox
 from .addons import addon_mounts
 from .sandbox.limits import DynoCgroup, memory_usage
@@ -169,7 +168,7 @@ class Supervisor:
         dyno_env.update(json.loads(release["config"]))
         dyno_env.update(env)
         dyno_env.update({
-            "DYNO": record["name"], "PORT": str(_free_port()), "HEROKU_APP_NAME": app["name"],
+            "DYNO": record["name"], "PORT": str(free_port()), "HEROKU_APP_NAME": app["name"],
             "HEROKU_APP_ID": app["id"], "HEROKU_DYNO_ID": record["id"],
             "HEROKU_RELEASE_VERSION": f"v{release['version']}", "HEROKU_RELEASE_CREATED_AT": release["created_at"],
             "HEROKU_SLUG_COMMIT": slug["id"],
@@ -573,12 +572,6 @@ def _int(value) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 __all__ = ["ApiError", "Dyno", "Settings", "Supervisor", "substitute_process_type", "EXIT_MARKER"]
