@@ -140,24 +140,25 @@ class DynoIrbTests(Booted):
 
 @unittest.skipUnless(HAS_RUBY, "ruby is not installed")
 class DynoRailsTests(Booted):
-    """The Rails console of the sample app: the seed's Widget.create (migrating in the same dyno first)."""
+    """The Rails console of the sample app: the seed's story against the app's database add-on."""
 
     kernel_name = "dyno_rails"
     language_name = "ruby"
     file_extension = ".rb"
     code_hello_world = "puts 'hello, world'"
 
-    def test_dyno_rails_console_creates_a_widget(self) -> None:
+    def test_dyno_rails_console_creates_a_widget_a_later_dyno_finds(self) -> None:
+        migrated = MANIFOLD.dyno("run", "-a", APP_NAME, "--no-tty", "rake", "db:migrate", timeout=120)
+        assert migrated.returncode == 0, migrated.stderr
         out: list[str] = []
         hook = lambda m: out.append(m["content"].get("text", ""))  # noqa: E731
-        reply = self.kc.execute_interactive(
-            "ActiveRecord::MigrationContext.new('db/migrate', ActiveRecord::SchemaMigration).migrate; nil",
-            timeout=180, output_hook=hook)
-        assert reply["content"]["status"] == "ok", out
-        out.clear()
         reply = self.kc.execute_interactive("Widget.create name: 'Test'", timeout=60, output_hook=hook)
-        assert reply["content"]["status"] == "ok"
-        assert re.search(r'=> #<Widget id: \d+, name: "Test", ', "".join(out)), out
+        assert reply["content"]["status"] == "ok", out
+        created = re.search(r'=> #<Widget id: (\d+), name: "Test", ', "".join(out))
+        assert created, out
+        later = MANIFOLD.dyno("run", "-a", APP_NAME, "--no-tty",
+                              "bin/rails runner 'puts Widget.where(name: \"Test\").pluck(:id).inspect'", timeout=120)
+        assert f"{created.group(1)}" in later.stdout.strip().splitlines()[-1], later.stdout + later.stderr
 
 
 class Kernel:
