@@ -59,6 +59,8 @@ class DynoBashTests(Booted):
     language_name = "bash"
     file_extension = ".sh"
     code_hello_world = "echo 'hello, world'"
+    code_display_data = [{"code": "echo '<b>hi</b>' | display -t text/html", "mime": "text/html"},
+                         {"code": "printf '\\x89PNG\\r\\n' > p.png; display p.png", "mime": "image/png"}]
     code_generate_error = "false"  # exit status 1: one error message, DynoExitCode
     completion_samples = [{"text": "ech", "matches": {"echo"}}]
     complete_code_samples = ["echo hi", "if true; then echo x; fi"]
@@ -72,6 +74,9 @@ class DynoPythonTests(Booted):
     language_name = "python"
     file_extension = ".py"
     code_hello_world = "print('hello, world')"
+    code_stderr = "import sys; print('oops', file=sys.stderr)"
+    code_display_data = [{"code": "display(type('H', (), {'_repr_html_': lambda self: '<b>hi</b>'})())",
+                          "mime": "text/html"}]
     complete_code_samples = ["x = 1", "def f():\n    return 1\n"]
     incomplete_code_samples = ["def f():", "x = (1,"]
     invalid_code_samples = ["x = = 1"]
@@ -103,6 +108,9 @@ class DynoNodeTests(Booted):
     language_name = "javascript"
     file_extension = ".js"
     code_hello_world = "console.log('hello, world')"
+    code_stderr = "console.error('oops')"
+    code_display_data = [{"code": "display('<b>hi</b>', 'text/html')", "mime": "text/html"},
+                         {"code": "display({a: 1})", "mime": "application/json"}]
     completion_samples = [{"text": "console.lo", "matches": {"console.log"}}]
     complete_code_samples = ["let a = 1", "await Promise.resolve(1)"]
     incomplete_code_samples = ["function f() {", "[1, 2,"]
@@ -116,6 +124,8 @@ class DynoIrbTests(Booted):
     language_name = "ruby"
     file_extension = ".rb"
     code_hello_world = "puts 'hello, world'"
+    code_stderr = "$stderr.puts 'oops'"
+    code_display_data = [{"code": "DynoKernel.display('<b>hi</b>', 'text/html')", "mime": "text/html"}]
     completion_samples = [{"text": "__dir", "matches": {"__dir__"}}]
     complete_code_samples = ["x = 1", "def f; 1; end"]
     incomplete_code_samples = ["def f", "[1, 2,"]
@@ -146,6 +156,8 @@ class DynoRailsTests(Booted):
     language_name = "ruby"
     file_extension = ".rb"
     code_hello_world = "puts 'hello, world'"
+    code_stderr = "$stderr.puts 'oops'"
+    code_display_data = [{"code": "DynoKernel.display('<b>hi</b>', 'text/html')", "mime": "text/html"}]
 
     def test_dyno_rails_console_creates_a_widget_a_later_dyno_finds(self) -> None:
         migrated = MANIFOLD.dyno("run", "-a", APP_NAME, "--no-tty", "rake", "db:migrate", timeout=120)

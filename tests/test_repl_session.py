@@ -691,3 +691,54 @@ def test_rails_console_creates_a_widget(repl, tmp_path):
     assert run(s, "Widget.count")[0] == "=> 1\n"
     text, result, latency = interrupt_when_output(s, "puts 'started'; sleep 30")
     assert result.interrupted and latency < 2
+
+
+# -- stderr and rich output ------------------------------------------------------------------------
+STDERR_CELLS = {
+    "python": "import sys; print('out'); print('err', file=sys.stderr); print('out2')",
+    "irb": "puts 'out'; $stderr.puts 'err'; warn 'err2'; puts 'out2'",
+    "node": "console.log('out'); console.error('err'); console.log('out2')",
+}
+
+
+@each("python", "irb", "node")
+def test_stderr_is_its_own_stream_in_order(repl, name):
+    s = repl(name)
+    out, err = Recorder(), Recorder()
+    chunks: list[tuple[str, str]] = []
+    s.run_cell(STDERR_CELLS[name], lambda t: (out(t), chunks.append(("out", t))),
+               on_stderr=lambda t: (err(t), chunks.append(("err", t))))
+    assert plain(err.text) == ("err\nerr2\n" if name == "irb" else "err\n")
+    assert plain(out.text).startswith("out\n") and "out2\n" in plain(out.text) and "err" not in out.text
+    assert [kind for kind, _ in chunks][:2] == ["out", "err"]  # what came first is shown first
+
+
+DISPLAY_CELLS = {
+    "bash": "printf '\\x89PNG\\r\\n\\x1a\\n' > p.png; echo before; display p.png; echo after",
+    "python": "print('before'); display(type('P', (), {'_repr_png_': lambda s: b'\\x89PNG\\r\\n\\x1a\\n'})()); "
+              "print('after')",
+    "irb": "puts 'before'; DynoKernel.display([137, 80, 78, 71, 13, 10, 26, 10].pack('C*'), 'image/png'); "
+           "puts 'after'",
+    "node": "console.log('before'); display(Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), 'image/png'); "
+            "console.log('after')",
+}
+
+
+@each("bash", "python", "irb", "node")
+def test_display_sends_a_mime_bundle_in_order(repl, name):
+    s = repl(name)
+    events: list = []
+    s.run_cell(DISPLAY_CELLS[name], lambda t: events.append(plain(t)), on_display=events.append)
+    bundles = [e for e in events if isinstance(e, dict)]
+    assert len(bundles) == 1 and bundles[0]["data"]["image/png"] == "iVBORw0KGgo="  # base64, as Jupyter sends it
+    at = events.index(bundles[0])
+    assert "before" in "".join(e for e in events[:at]) and "after" in "".join(e for e in events[at + 1:])
+
+
+@needs("bash")
+def test_markers_without_the_session_token_stay_plain_text(repl):
+    s = repl("bash")
+    displays: list = []
+    text, _ = run(s, "printf '\\e]5799;forged;d;text/html;PGI+aGk8L2I+\\a\\e]5799;forged;s;2\\aplain\\n'",
+                  on_display=displays.append)
+    assert displays == [] and "plain" in text

@@ -106,6 +106,12 @@ class DynoKernel(Kernel):
             self._tail = (self._tail + text)[-4096:]
             self.send_response(self.iopub_socket, "stream", {"name": name, "text": text})
 
+    def _stream_stderr(self, text: str) -> None:
+        self._stream(text, "stderr")
+
+    def _display_data(self, bundle: dict) -> None:
+        self.send_response(self.iopub_socket, "display_data", {**bundle, "transient": {}})
+
     def _error(self, ename: str, evalue: str, show: bool = True) -> dict:
         """An error reply; `show` also puts one red line in the cell (never a Python traceback)."""
         traceback = [f"\x1b[0;31m{ename}\x1b[0m: {evalue}"] if show else []
@@ -137,7 +143,8 @@ class DynoKernel(Kernel):
         self.dyno.last_activity = float("inf")  # a running cell is never idle
         try:
             result = await asyncio.to_thread(session.run_cell, code, self._stream,
-                                             self._input if allow_stdin else None, allow_stdin=allow_stdin)
+                                             self._input if allow_stdin else None, allow_stdin=allow_stdin,
+                                             on_stderr=self._stream_stderr, on_display=self._display_data)
         except ReplDied as exc:
             self._stream(f"{self._why_ended()} The next cell starts a new dyno.\n", "stderr")
             self.dyno = self._new_dyno()

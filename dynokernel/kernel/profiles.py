@@ -19,6 +19,13 @@ The protocol, the same for every REPL:
 - When the cell reads the terminal through a hooked call (bash ``read``, python ``input()``/
   ``getpass``, ruby ``gets``) the REPL first prints ``ESC ] 5799 ; token ; i ; flags ; base64 prompt
   BEL`` (flags: ``p`` password, ``n`` no newline after the answer).
+- Standard error is marked: ``ESC ] 5799 ; token ; s ; 2 BEL`` before it and ``... ; s ; 1 BEL`` after,
+  by python's ``sys.stderr``, irb's ``$stderr`` and node's ``process.stderr`` (so tracebacks, warnings
+  and ``console.error`` are Jupyter's stderr stream). bash leaves fd 2 on the terminal: the programs a
+  shell runs keep a terminal there (progress bars, colours, y/N and password prompts) and their
+  output interleaves exactly as in a terminal, so Dyno Bash shows it as stdout, as a terminal does.
+- Rich output (``display`` in each REPL) is ``ESC ] 5799 ; token ; d ; mime ; base64 [; mime ; base64...]
+  BEL``, in order with the text around it.
 - ``stdin`` is 0 when the frontend cannot answer input: the cell then runs with its standard input on
   ``/dev/null``, so ``read``/``input()``/``gets`` see end-of-file at once instead of hanging.
 """
@@ -40,7 +47,7 @@ __all__ = [
     "BASH", "PYTHON", "IRB", "RAILS", "NODE", "HEADLESS_ENV", "OSC", "CHUNK",
 ]
 
-OSC = 5799          # the private OSC number of our prompt and input markers
+OSC = 5799          # the private OSC number of our prompt, input, stderr and display markers
 CHUNK = 3000        # base64 characters per line sent (the terminal's line limit is 4095)
 COMPLETIONS_BEGIN = "<dk-completions>"
 COMPLETIONS_END = "</dk-completions>"
@@ -278,6 +285,8 @@ def _bash_word_is_safe(word: str) -> bool:
     return True
 
 
+
+
 # -- bash ---------------------------------------------------------------------------------------
 _BASH_INIT = r"""
 set +o history +o histexpand 2>/dev/null; unset HISTFILE
@@ -305,6 +314,20 @@ __dk_post() {
 __dk_want() {
   { builtin printf '\e]5799;%s;i;%s;%s\a' "$__dk_tok" "$1" "$(builtin printf %s "$2" | command base64 -w0)" >/dev/tty; } 2>/dev/null
 }
+display() {
+  local __dk_t= __dk_b
+  if [[ $1 == -t ]]; then __dk_t=$2; shift 2; fi
+  if [[ -z $__dk_t ]]; then
+    case ${1,,} in
+      *.png) __dk_t=image/png ;; *.jpg|*.jpeg) __dk_t=image/jpeg ;; *.gif) __dk_t=image/gif ;;
+      *.svg) __dk_t=image/svg+xml ;; *.html|*.htm) __dk_t=text/html ;; *.md) __dk_t=text/markdown ;;
+      *.json) __dk_t=application/json ;; *) __dk_t=text/plain ;;
+    esac
+  fi
+  __dk_b=$(command base64 -w0 -- "${1:--}") || return
+  builtin printf '\e]5799;%s;d;%s;%s\a' "$__dk_tok" "$__dk_t" "$__dk_b"
+}
+
 read() {
   local __dk_o __dk_p= __dk_f= __dk_u=0 __dk_t= OPTIND=1 OPTARG __dk_a=()
   while getopts ':a:d:ei:n:N:p:rst:u:' __dk_o; do
@@ -392,7 +415,7 @@ BASH = _BashProfile(
 # -- python -------------------------------------------------------------------------------------
 _PYTHON_INIT = r'''
 def __dk_setup(token, nonce):
-    import ast, base64, builtins, getpass, linecache, os, sys
+    import ast, base64, builtins, getpass, io, linecache, os, sys
 
     class Prompt:
         def __init__(self, dk):
@@ -511,6 +534,56 @@ def __dk_setup(token, nonce):
     dk = DynoKernelRepl()
     builtins.__dk__ = dk
     sys.ps1, sys.ps2 = Prompt(dk), ""
+
+    class Stderr(io.TextIOWrapper):
+        """sys.stderr with each write marked as standard error (after what stdout has so far)."""
+
+        def write(self, text):
+            try:
+                sys.stdout.flush()
+            except Exception:
+                pass
+            super().write(f"\x1b]5799;{token};s;2\x07{text}\x1b]5799;{token};s;1\x07")
+            super().flush()
+            return len(text)
+
+    sys.stderr.flush()
+    sys.stderr = Stderr(open(os.dup(2), "wb", buffering=0), encoding=sys.stderr.encoding,
+                        errors="backslashreplace", line_buffering=True)
+
+    reprs = (("_repr_html_", "text/html"), ("_repr_markdown_", "text/markdown"), ("_repr_svg_", "image/svg+xml"),
+             ("_repr_png_", "image/png"), ("_repr_jpeg_", "image/jpeg"), ("_repr_latex_", "text/latex"),
+             ("_repr_json_", "application/json"))
+
+    def display(*objs):
+        """Show each object as rich output in the notebook (its _repr_*_ methods), as IPython does."""
+        import json
+        for obj in objs:
+            bundle = {}
+            if hasattr(obj, "_repr_mimebundle_"):
+                found = obj._repr_mimebundle_()
+                bundle.update(found[0] if isinstance(found, tuple) else found or {})
+            for method, mime in reprs:
+                if mime not in bundle and hasattr(obj, method):
+                    value = getattr(obj, method)()
+                    if value is not None:
+                        bundle[mime] = value
+            bundle.setdefault("text/plain", repr(obj))
+            fields = []
+            for mime, value in bundle.items():
+                if isinstance(value, str) and mime.startswith("image/") and mime != "image/svg+xml":
+                    raw = base64.b64decode(value)
+                elif isinstance(value, (bytes, bytearray)):
+                    raw = bytes(value)
+                elif isinstance(value, str):
+                    raw = value.encode("utf-8", "replace")
+                else:
+                    raw = json.dumps(value).encode()
+                fields.append(f"{mime};{base64.b64encode(raw).decode()}")
+            sys.stdout.flush()
+            sys.stdout.write(f"\x1b]5799;{dk.token};d;{';'.join(fields)}\x07")
+            sys.stdout.flush()
+    builtins.display = display
 
     # `python -i` imports GNU readline whatever the interactive hook says. Readline reads the
     # terminal in raw mode, where an end-of-file typed before it starts reading turns into a NUL;
@@ -674,6 +747,50 @@ module DK__
   end
 end
 
+# $stderr's writes, marked as standard error (irb's prompt is on stdout: this keeps them in order)
+class DK__Stderr
+  def initialize(io, token)
+    @io, @begin, @end = io, "\e]5799;#{token};s;2\a", "\e]5799;#{token};s;1\a"
+  end
+
+  def write(*parts)
+    $stdout.flush
+    @io.write(@begin, *parts, @end) - @begin.bytesize - @end.bytesize
+  end
+
+  def <<(obj) = tap { write(obj.to_s) }
+  def print(*objs) = write(*objs.map(&:to_s)) && nil
+  def printf(*args) = write(format(*args)) && nil
+
+  def puts(*objs)
+    require "stringio"
+    text = StringIO.new.tap { |out| out.puts(*objs) }.string
+    write(text)
+    nil
+  end
+
+  def method_missing(name, *args, &block) = @io.send(name, *args, &block)
+  def respond_to_missing?(name, include_private = false) = @io.respond_to?(name, include_private)
+end
+$stderr = DK__Stderr.new(STDERR, "@TOKEN@")
+
+module DynoKernel
+  # Rich output in the notebook: DynoKernel.display(html, "text/html"), or an object's to_html.
+  def self.display(obj, mime = nil)
+    bundle = {}
+    if mime
+      bundle[mime] = obj.to_s
+    elsif obj.respond_to?(:to_html)
+      bundle["text/html"] = obj.to_html
+    end
+    bundle["text/plain"] ||= obj.inspect
+    fields = bundle.map { |type, data| "#{type};#{[data.to_s].pack('m0')}" }
+    $stdout.write("\e]5799;@TOKEN@;d;#{fields.join(';')}\a")
+    $stdout.flush
+    nil
+  end
+end
+
 module Kernel
   alias_method :__dk_plain_gets, :gets
   private :__dk_plain_gets
@@ -792,6 +909,23 @@ _NODE_INIT = r"""
       cb(err, value);
     });
     armSigint();   // an awaited promise: Ctrl-C rejects it (the watchdog has stopped by now)
+  };
+  const errWrite = process.stderr.write.bind(process.stderr);
+  process.stderr.write = (chunk, ...rest) => {
+    errWrite(`\x1b]5799;${token};s;2\x07`);
+    const written = errWrite(chunk, ...rest);
+    errWrite(`\x1b]5799;${token};s;1\x07`);
+    return written;
+  };
+  r.context.console = require('console');   // the process's console: console.error is stderr again
+  // Rich output in the notebook: display('<b>hi</b>', 'text/html'); objects as JSON by default.
+  r.context.display = (value, mime) => {
+    const bundle = {};
+    if (mime) bundle[mime] = Buffer.isBuffer(value) ? value : String(value);
+    else if (value !== null && typeof value === 'object') bundle['application/json'] = JSON.stringify(value);
+    bundle['text/plain'] = bundle['text/plain'] || require('util').inspect(value);
+    const fields = Object.entries(bundle).map(([type, data]) => `${type};${Buffer.from(data).toString('base64')}`);
+    process.stdout.write(`\x1b]5799;${token};d;${fields.join(';')}\x07`);
   };
   armSigint();
   r.setPrompt(prompt());

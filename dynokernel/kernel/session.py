@@ -21,7 +21,9 @@ a ``select`` on the terminal (and a wake-up pipe) with a deadline.
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 import os
 import re
 import secrets
@@ -44,8 +46,10 @@ __all__ = [
 Clock = Callable[[], float]
 OutputCallback = Callable[[str], None]
 InputCallback = Callable[[str, bool], Optional[str]]
+DisplayCallback = Callable[[dict], None]
 
 READ_SIZE = 256 * 1024
+MARKER_MAX = 64 * 1024 * 1024   # a display marker carries a whole image, base64
 WRITE_CHUNK = 4096
 INTERRUPT_GRACE = 1.0
 # What is typed when a cell will not stop: (keys, seconds to wait for the prompt afterwards).
@@ -144,6 +148,14 @@ class _Cell:
     keys_sent: int = 0
     asked: str = ""                   # the partial line an input request was made for
     alt_handled: bool = False
+    errors: Optional[Batcher] = None  # the stderr stream's batcher (when the REPL marks stderr)
+    on_stderr: Optional[OutputCallback] = None
+    on_display: Optional[DisplayCallback] = None
+    in_stderr: bool = False           # between a REPL's stderr-begin and stderr-end markers
+    last_fed: Optional[Batcher] = None
+
+    def batchers(self) -> list[Batcher]:
+        return [self.batcher] + ([self.errors] if self.errors else [])
 
 
 class ReplSession:
@@ -162,7 +174,8 @@ class ReplSession:
         self._clock = clock
         self.token = token or secrets.token_hex(8)
         self._marker = re.compile(
-            rb"\x1b\]" + str(OSC).encode() + rb";" + self.token.encode() + rb";([pi]);([^\x07\x1b]{0,8192})\x07")
+            rb"\x1b\]" + str(OSC).encode() + rb";" + self.token.encode()
+            + rb";([pisd]);([^\x07\x1b]{0,%d})\x07" % MARKER_MAX)
         self._marker_prefix = b"\x1b]" + str(OSC).encode() + b";" + self.token.encode() + b";"
         self._pending = b""           # bytes read but not yet consumed (e.g. after a prompt)
         self._held = b""              # the start of a marker, waiting for its end
@@ -239,8 +252,12 @@ class ReplSession:
     # -- cells -------------------------------------------------------------------------------
     def run_cell(self, code: str, on_output: OutputCallback,
                  on_input_request: Optional[InputCallback] = None, allow_stdin: bool = True,
-                 timeout: Optional[float] = None) -> CellResult:
+                 timeout: Optional[float] = None, on_stderr: Optional[OutputCallback] = None,
+                 on_display: Optional[DisplayCallback] = None) -> CellResult:
         """Run ``code`` as one cell; stream its output to ``on_output``; return how it ended.
+
+        What the REPL marks as standard error goes to ``on_stderr`` (default: ``on_output``), rich
+        output (a MIME bundle: ``{"data": {...}, "metadata": {}}``) to ``on_display``.
 
         ``on_input_request(prompt, password)`` is called when the cell waits for input and returns
         the answer (``None``: end-of-file). Without it, or with ``allow_stdin=False``, the cell's
@@ -255,7 +272,8 @@ class ReplSession:
                               output=OutputStats(messages=1, chars=len(refusal)))
         allow = allow_stdin and on_input_request is not None
         return self._execute(lambda nonce: self.profile.cell_lines(code, nonce, allow), on_output,
-                             on_input_request if allow else None, allow, timeout, heuristics=True)
+                             on_input_request if allow else None, allow, timeout, heuristics=True,
+                             on_stderr=on_stderr, on_display=on_display)
 
     def complete(self, code: str, cursor_pos: Optional[int] = None, timeout: float = 5.0) -> Completions:
         """Completions of the word before the cursor, asked of the REPL without side effects."""
@@ -283,7 +301,8 @@ class ReplSession:
     # -- the cell loop -----------------------------------------------------------------------
     def _execute(self, make_lines: Callable[[str], str], on_output: OutputCallback,
                  on_input: Optional[InputCallback], allow_stdin: bool, timeout: Optional[float],
-                 heuristics: bool) -> CellResult:
+                 heuristics: bool, on_stderr: Optional[OutputCallback] = None,
+                 on_display: Optional[DisplayCallback] = None) -> CellResult:
         if self._dead:
             raise ReplDied(f"the {self.profile.name} session has ended ({self._dead})")
         if not self.started:
@@ -291,7 +310,8 @@ class ReplSession:
         if not self._lock.acquire(blocking=False):
             raise ReplBusy(f"a cell is already running in this {self.profile.name} session")
         try:
-            cell = self._run_one(make_lines, on_output, on_input, allow_stdin, timeout, heuristics)
+            cell = self._run_one(make_lines, on_output, on_input, allow_stdin, timeout, heuristics,
+                                 on_stderr, on_display)
             if (cell.alt_handled or cell.keys_sent > 1) and self.profile.tty_reset:
                 reset = self.profile.tty_reset
                 self._run_one(lambda n: self.profile.cell_lines(reset, n, False),
@@ -302,13 +322,15 @@ class ReplSession:
 
     def _run_one(self, make_lines: Callable[[str], str], on_output: OutputCallback,
                  on_input: Optional[InputCallback], allow_stdin: bool, timeout: Optional[float],
-                 heuristics: bool) -> _Cell:
+                 heuristics: bool, on_stderr: Optional[OutputCallback] = None,
+                 on_display: Optional[DisplayCallback] = None) -> _Cell:
         nonce = secrets.token_hex(6)
         hold = self.input_quiet + 0.1 if heuristics and on_input is not None else 0.0
         batcher = Batcher(on_output, clock=self._clock,
                           limits=dataclasses.replace(self.limits, hold_prompt=hold),
                           looks_like_prompt=looks_like_prompt, name=f"{self.profile.name}-cell")
-        cell = _Cell(nonce, batcher, allow_stdin, on_input, self._clock(), timeout, heuristics)
+        cell = _Cell(nonce, batcher, allow_stdin, on_input, self._clock(), timeout, heuristics,
+                     on_stderr=on_stderr or on_output, on_display=on_display)
         self._cell = cell
         try:
             self._send("\x15" + make_lines(nonce), pump=True)
@@ -329,6 +351,13 @@ class ReplSession:
 
     def _result(self, cell: _Cell) -> CellResult:
         stats = cell.batcher.close()
+        if cell.errors is not None:
+            more = cell.errors.close()
+            stats.messages += more.messages
+            stats.wire_bytes += more.wire_bytes
+            stats.lines += more.lines
+            stats.chars += more.chars
+            stats.spill_path = stats.spill_path or more.spill_path
         return CellResult(exit_status=cell.status, error_name=cell.error_name,
                           interrupted=cell.interrupted, timed_out=cell.timed_out,
                           alt_screen=cell.alt_handled, output=stats,
@@ -348,7 +377,7 @@ class ReplSession:
             self._housekeeping(cell)
 
     def _wait_time(self, cell: _Cell) -> Optional[float]:
-        times = [cell.batcher.deadline(), cell.step_at]
+        times = [b.deadline() for b in cell.batchers()] + [cell.step_at]
         if cell.timeout is not None and not cell.escalating:
             times.append(cell.started + cell.timeout)
         if self._may_ask(cell):
@@ -373,6 +402,10 @@ class ReplSession:
                     cell.error_name = fields[2].decode("utf-8", "replace") if len(fields) > 2 else ""
                     self._pending = data[pos:]
                     return True
+            elif m.group(1) == b"s":
+                self._switch_stream(cell, fields[0] == b"2")
+            elif m.group(1) == b"d":
+                self._display(cell, fields)
             else:
                 flags = fields[0].decode("ascii", "replace")
                 prompt = _b64decode(fields[1] if len(fields) > 1 else b"")
@@ -388,15 +421,38 @@ class ReplSession:
     def _feed(self, cell: _Cell, data: bytes) -> None:
         if not data:
             return
-        cell.batcher.feed(data)
+        target = cell.errors if cell.in_stderr else cell.batcher
+        if cell.last_fed is not None and cell.last_fed is not target:
+            cell.last_fed.flush()    # the other stream's text so far comes first
+        cell.last_fed = target
+        target.feed(data)
+        if cell.in_stderr:
+            return
         if cell.batcher.alt_screen and not cell.alt_handled:
             cell.alt_handled = True
             cell.batcher.note(ALT_SCREEN_NOTE)
             self._escalate(cell, ALT_SCREEN_STEPS)
 
+    def _switch_stream(self, cell: _Cell, to_stderr: bool) -> None:
+        """A stderr marker: what follows (up to the next one) belongs to the other stream."""
+        if to_stderr and cell.errors is None:
+            cell.errors = Batcher(cell.on_stderr, clock=self._clock, limits=self.limits,
+                                  name=f"{self.profile.name}-stderr")
+        cell.in_stderr = to_stderr
+
+    def _display(self, cell: _Cell, fields: list[bytes]) -> None:
+        """A display marker: ``mime;base64;mime;base64...`` becomes one rich output, after the text."""
+        bundle = display_bundle(fields)
+        if not bundle or cell.on_display is None:
+            return
+        for batcher in cell.batchers():
+            batcher.flush()
+        cell.on_display({"data": bundle, "metadata": {}})
+
     def _housekeeping(self, cell: _Cell) -> None:
         now = self._clock()
-        cell.batcher.tick()
+        for batcher in cell.batchers():
+            batcher.tick()
         if cell.step_at is not None and now >= cell.step_at:
             self._next_step(cell)
         if (cell.timeout is not None and not cell.escalating and now >= cell.started + cell.timeout):
@@ -531,9 +587,36 @@ def _possible_marker_start(data: bytes, prefix: bytes) -> int:
     tail = data[i:]
     if len(tail) < len(prefix):
         return len(tail) if prefix.startswith(tail) else 0
-    if tail.startswith(prefix) and b"\x07" not in tail and len(tail) < 8192 + len(prefix) + 4:
+    if tail.startswith(prefix) and b"\x07" not in tail and len(tail) < MARKER_MAX + len(prefix) + 4:
         return len(tail)
     return 0
+
+
+TEXT_MIMES = ("text/", "application/javascript", "image/svg+xml")
+
+
+def display_bundle(fields: list[bytes]) -> dict:
+    """A display marker's ``mime;base64`` pairs as a Jupyter MIME bundle: text types decoded, JSON
+    parsed, binary types (PNG, JPEG...) left as base64, as Jupyter sends them."""
+    bundle: dict = {}
+    for mime_raw, b64 in zip(fields[0::2], fields[1::2]):
+        mime = mime_raw.decode("ascii", "replace").strip()
+        if not re.fullmatch(r"[\w.+-]+/[\w.+-]+", mime):
+            continue
+        try:
+            raw = base64.b64decode(b64, validate=True)
+        except ValueError:
+            continue
+        if mime == "application/json" or mime.endswith("+json"):
+            try:
+                bundle[mime] = json.loads(raw)
+            except ValueError:
+                continue
+        elif mime.startswith(TEXT_MIMES):
+            bundle[mime] = raw.decode("utf-8", "replace")
+        else:
+            bundle[mime] = b64.decode("ascii")
+    return bundle
 
 
 def _int(raw: bytes) -> Optional[int]:
@@ -544,7 +627,6 @@ def _int(raw: bytes) -> Optional[int]:
 
 
 def _b64decode(raw: bytes) -> str:
-    import base64
     try:
         return base64.b64decode(raw).decode("utf-8", "replace")
     except ValueError:
