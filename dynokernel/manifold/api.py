@@ -23,6 +23,8 @@ from .logplex import LogSession, Logplex, format_line
 from .slugs import SlugError, build_slug
 from .store import Store, api_time
 from .addons import POSTGRES, Addons, addon_json, attachment_json
+from .formation import Formation, RestartPolicy
+from .router import Router
 from .postgres import PostgresError
 from .supervisor import ApiError, Supervisor
 from .procfile import ProcfileError
@@ -46,6 +48,8 @@ class Manifold:
     def __init__(self, store: Store, logplex: Logplex, supervisor: Supervisor, token: str, info: dict) -> None:
         self.store, self.logplex, self.supervisor, self.token, self.info = store, logplex, supervisor, token, info
         self.addons = Addons(store, supervisor.files.home, supervisor.sandbox.name, supervisor.reaper)
+        self.formation = Formation(store, logplex, supervisor, RestartPolicy(backoff=supervisor.settings.restart_backoff))
+        self.router = Router(store, logplex, self.formation, float(os.environ.get("DYNO_ROUTER_TIMEOUT", 30)))
         # strict: serve only what Heroku's Platform API documents (to test clients meant for Heroku)
         self.strict = os.environ.get("DYNO_STRICT", "") not in ("", "0")
         self.info.setdefault("strict", self.strict)
@@ -184,10 +188,16 @@ def app_json(m: Manifold, app: dict) -> dict:
         "stack": {"id": "heroku-24", "name": "heroku-24"}, "build_stack": {"id": "heroku-24", "name": "heroku-24"},
         "region": {"id": "local", "name": "local"}, "owner": {"id": "local", "email": user},
         "organization": None, "team": None, "space": None, "process_tier": "basic", "maintenance": False,
-        "web_url": None, "git_url": None, "buildpack_provided_description": None, "repo_size": None,
+        "web_url": _web_url(m, app), "git_url": None, "buildpack_provided_description": None, "repo_size": None,
         "slug_size": _slug_size(m, release), "stack_name": "heroku-24", "acm": False, "archived_at": None,
         "internal_routing": None, "create_status": "complete", "idle_timeout": app["idle_timeout"],
     }
+
+
+def _web_url(m: Manifold, app: dict) -> str | None:
+    """Where the app's router listens (Heroku's https://APP.herokuapp.com/); strict mode shows none."""
+    port = None if m.strict else m.router.port(app["id"])
+    return f"http://127.0.0.1:{port}/" if port else None
 
 
 def _range_value(text: str):
@@ -229,14 +239,16 @@ class AppsHandler(ApiHandler):
     def get(self) -> None:
         self.paged([self.app_json(app) for app in self.m.store.apps()], "name")
 
-    def post(self) -> None:
+    async def post(self) -> None:
         name = self.body().get("name")
         if not isinstance(name, str) or not APP_NAME.match(name):
             raise ApiError(422, "invalid_params", "Name must start with a letter, end with a letter or digit and can "
                            "only contain lowercase letters, digits, and dashes.")
         if self.m.store.app(name):
             raise ApiError(422, "invalid_params", "Name is already taken")
-        self.reply(self.app_json(self.m.store.create_app(name)), 201)
+        app = self.m.store.create_app(name)
+        await self.m.router.open(app)
+        self.reply(self.app_json(app), 201)
 
 
 class AppHandler(ApiHandler):
@@ -259,6 +271,7 @@ class AppHandler(ApiHandler):
             self.m.supervisor.stop(record["id"])
         body = self.app_json(app)
         await self.m.addons.destroy_all(app)
+        self.m.router.close(app["id"])
         self.m.store.delete_app(app["id"])
         self.reply(body)
 
@@ -281,6 +294,7 @@ class ConfigVarsHandler(ApiHandler):
             current = self.m.store.current_release(app["id"])
             self.m.store.create_release(app["id"], current["slug_id"] if current else None,
                                         _config_description(changes), self.m.supervisor.user)
+            self.m.formation.released(app)
         self.reply(self.m.store.config(app["id"]))
 
 
@@ -331,6 +345,7 @@ class BuildsHandler(ApiHandler):
         self.m.store.save_slug(slug.id, slug.size, slug.process_types, slug.dotenv)
         provisioned = await self.m.addons.provision_if_needed(app, Path(unquote(parsed.path)), self.m.supervisor.user)
         release = self.m.store.create_release(app["id"], slug.id, f"Deploy {slug.id[:8]}", self.m.supervisor.user)
+        self.m.formation.released(app)
         self.reply({"id": str(uuid.uuid4()), "status": "succeeded", "created_at": api_time(),
                     "app": {"id": app["id"]}, "slug": {"id": slug.id, "size": slug.size},
                     "release": {"id": release["id"], "version": release["version"]},
@@ -368,10 +383,9 @@ class DynosHandler(ApiHandler):
 
 
 def _restart(m: Manifold, record: dict) -> None:
-    """Formation dynos come back (the formation issue's supervisor does that); one-off dynos just stop."""
-    restart = getattr(m.supervisor, "restart", None)
-    if restart is not None:
-        restart(record["id"])
+    """Formation dynos stop and come back (a crashed one at once); one-off dynos just stop."""
+    if record["formation"]:
+        m.formation.restart(m.store.app(record["app_id"]), [record["name"]])
     else:
         m.supervisor.stop(record["id"])
 
@@ -497,9 +511,7 @@ def apply_formation(m: Manifold, app: dict, updates: list) -> list[dict]:
     if changes:
         scaled = ", ".join(f"{t}@{q}:{s}" for t, q, s in changes)
         m.logplex.platform(app["id"], "api", f"Scaled to {scaled} by user {m.supervisor.user}", "app")
-        notify = getattr(m.supervisor, "formation_changed", None)
-        if notify is not None:
-            notify(app)
+        m.formation.reconcile(app)
     latest = {f["type"]: f for f in formation_list(m, app)}
     return [latest[dyno_type] for dyno_type, _, _ in changes]
 
@@ -556,6 +568,7 @@ class AddonsHandler(ApiHandler):
         if not all(isinstance(v, (str, type(None))) for v in (plan, as_name, addon_name)):
             raise ApiError(422, "invalid_params", "plan, attachment.name and name must be strings")
         addon = await self.m.addons.create(app, plan, as_name, addon_name, self.m.supervisor.user)
+        self.m.formation.released(app)
         self.reply(addon_json(app, addon), 201)
 
 
@@ -610,6 +623,7 @@ class AddonHandler(ApiHandler):
         app = self.app_record(name)
         found = self.record(app, addon)
         await self.m.addons.destroy(app, found, self.m.supervisor.user)
+        self.m.formation.released(app)
         self.reply(dict(addon_json(app, found), state="deprovisioned"))
 
 

@@ -61,6 +61,8 @@ async def serve(files: HomeFiles, ready_fd: int | None) -> None:
     problem = await manifold.addons.start()
     if problem:
         print(f"dyno manifold: the PostgreSQL server for add-ons did not start: {problem}", file=sys.stderr, flush=True)
+    manifold.formation.start()
+    await manifold.router.start()
     server = tornado.httpserver.HTTPServer(make_app(manifold))
     server.add_sockets(sockets)
     remote: list = []
@@ -79,6 +81,8 @@ async def serve(files: HomeFiles, ready_fd: int | None) -> None:
     rendezvous.close()
     for extra in remote:
         (extra.stop if isinstance(extra, tornado.httpserver.HTTPServer) else extra.close)()
+    manifold.formation.close()
+    manifold.router.close_all()
     await supervisor.shutdown()
     await manifold.addons.stop()
     files.endpoint.unlink(missing_ok=True)

@@ -44,8 +44,10 @@ CREATE TABLE IF NOT EXISTS logs (
 CREATE INDEX IF NOT EXISTS logs_app ON logs (app_id, id);
 CREATE INDEX IF NOT EXISTS logs_dyno ON logs (app_id, dyno, id);
 """
+# columns added after the first release of the schema: (table, column, definition)
+MIGRATIONS = (("dynos", "formation", "INTEGER NOT NULL DEFAULT 0"), ("dynos", "port", "INTEGER"))
 
-LIVE_STATES = ("starting", "up", "idle")  # what ps lists; ended dynos stay readable by name
+LIVE_STATES = ("starting", "up", "idle")  # what ps lists (and crashed formation dynos); ended ones stay readable
 
 
 def now() -> datetime:
@@ -71,6 +73,10 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        for table, column, definition in MIGRATIONS:
+            present = {row["name"] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def close(self) -> None:
         self.db.close()
@@ -177,11 +183,16 @@ class Store:
                          "ORDER BY created_at DESC, rowid DESC LIMIT 1", app_id, name_or_id, name_or_id)
 
     def live_dynos(self, app_id: str | None = None) -> list[dict]:
-        marks = ", ".join("?" for _ in LIVE_STATES)
+        """Running dynos, and formation dynos that crashed (until they are restarted or scaled away)."""
+        where = f"(state IN ({', '.join('?' for _ in LIVE_STATES)}) OR (formation = 1 AND state = 'crashed'))"
         if app_id is None:
-            return self._all(f"SELECT * FROM dynos WHERE state IN ({marks})", *LIVE_STATES)
-        return self._all(f"SELECT * FROM dynos WHERE app_id = ? AND state IN ({marks}) ORDER BY rowid",
-                         app_id, *LIVE_STATES)
+            return self._all(f"SELECT * FROM dynos WHERE {where}", *LIVE_STATES)
+        return self._all(f"SELECT * FROM dynos WHERE app_id = ? AND {where} ORDER BY rowid", app_id, *LIVE_STATES)
+
+    def retire_crashed(self, app_id: str, name: str) -> None:
+        """A crashed formation dyno is replaced (or scaled away): ps stops listing it."""
+        self.db.execute("UPDATE dynos SET state = 'down' WHERE app_id = ? AND name = ? AND state = 'crashed'",
+                        (app_id, name))
 
     # formation -------------------------------------------------------------
     def formation(self, app_id: str) -> list[dict]:

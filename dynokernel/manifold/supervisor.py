@@ -22,6 +22,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..paths import HomeFiles
 from .logplex import LineSplitter, Logplex
@@ -57,6 +58,9 @@ class Settings:
     hup_interval: float = 5.0
     memory_interval: float = 20.0  # how often memory is sampled for R14/R15, like log-runtime-metrics
     max_ttl: int = 86400
+    boot_timeout: float = 60.0     # a web dyno must bind $PORT within this (R10)
+    restart_backoff: float = 60.0  # the first cool-off after repeated crashes (doubling, see formation.py)
+    cycle_interval: float = 86400.0  # formation dynos are restarted at least this often
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -64,7 +68,9 @@ class Settings:
             return float(os.environ.get(name, default))
         return cls(stop_grace=number("DYNO_STOP_GRACE", 30), attach_timeout=number("DYNO_ATTACH_TIMEOUT", 60),
                    idle_timeout=number("DYNO_IDLE_TIMEOUT", 3600), hup_interval=number("DYNO_HUP_INTERVAL", 5),
-                   memory_interval=number("DYNO_MEMORY_INTERVAL", 20))
+                   memory_interval=number("DYNO_MEMORY_INTERVAL", 20),
+                   boot_timeout=number("DYNO_BOOT_TIMEOUT", 60), restart_backoff=number("DYNO_RESTART_BACKOFF", 60),
+                   cycle_interval=number("DYNO_CYCLE_INTERVAL", 86400))
 
 
 @dataclass
@@ -92,6 +98,8 @@ class Dyno:
     finished: bool = False
     stopping: bool = False
     oom_reported: bool = False
+    formation: bool = False        # run by the formation: a web dyno waits for its port; an exit is a crash
+    crashed: bool = False          # ended by a crash (not a stop): the formation restarts it
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
 
     @property
@@ -114,10 +122,14 @@ class Supervisor:
         self._awaiting: dict[str, Dyno] = {}
         self.rendezvous_port = 0
         self.user = f"{getpass.getuser()}@localhost"
+        self.on_end: Callable[[Dyno], None] | None = None  # the formation's hook
 
     # creating -----------------------------------------------------------------
-    def create(self, app: dict, body: dict) -> dict:
-        """POST /apps/APP/dynos: validate, name and start (or await the client of) a dyno."""
+    def create(self, app: dict, body: dict, *, name: str | None = None, user: str | None = None,
+               formation: bool = False) -> dict:
+        """POST /apps/APP/dynos: validate, name and start (or await the client of) a dyno.
+
+        The formation and the scheduler name their dynos (`web.1`) and say who started them."""
         command = body.get("command")
         if not isinstance(command, str) or not command.strip():
             raise ApiError(422, "invalid_params", "command must be a non-empty string")
@@ -133,16 +145,18 @@ class Supervisor:
         dyno_type = _dyno_type(body.get("type"))
         slug = self.store.slug(release["slug_id"])
         command = substitute_process_type(command, json.loads(slug["process_types"]))
-        name = f"{dyno_type}.{self.store.next_dyno_number(app['id'], dyno_type)}"
-        record = self._insert(app, release, name, dyno_type, command, size.name, bool(body.get("attach")))
+        name = name or f"{dyno_type}.{self.store.next_dyno_number(app['id'], dyno_type)}"
+        record = self._insert(app, release, name, dyno_type, command, size.name, bool(body.get("attach")), formation)
         spec = self._spec(app, release, slug, record, env, size)
         attach = bool(body.get("attach"))
         dyno = Dyno(record=record, spec=spec, tty=attach and not body.get("force_no_tty"), attach=attach,
                     exit_status_wanted=bool(body.get("exit_status")),
                     idle_timeout=float(body.get("idle_timeout") or app.get("idle_timeout") or self.settings.idle_timeout),
-                    ttl=ttl, window=(_int(env.get("COLUMNS")), _int(env.get("LINES"))))
+                    ttl=ttl, window=(_int(env.get("COLUMNS")), _int(env.get("LINES"))), formation=formation)
         self.running[record["id"]] = dyno
-        self.logplex.platform(app["id"], "api", f"Starting process with command `{command}` by user {self.user}", "app")
+        if not formation:  # the formation's dynos follow from "Scaled to ..." and releases
+            self.logplex.platform(app["id"], "api", f"Starting process with command `{command}` by user "
+                                  f"{user or self.user}", "app")
         if attach:
             dyno.secret = secrets.token_urlsafe(32)
             self._awaiting[dyno.secret] = dyno
@@ -153,12 +167,13 @@ class Supervisor:
         return self.describe(dyno.record, dyno)
 
     def _insert(self, app: dict, release: dict, name: str, dyno_type: str, command: str, size: str,
-                attach: bool) -> dict:
+                attach: bool, formation: bool) -> dict:
         stamp = api_time()
         dyno_id = str(uuid.uuid4())
         record = {"id": dyno_id, "app_id": app["id"], "name": name, "type": dyno_type, "command": command,
                   "size": size, "state": "starting", "attach": int(attach), "release_id": release["id"],
-                  "created_at": stamp, "updated_at": stamp, "work_dir": str(self.files.dynos / dyno_id)}
+                  "created_at": stamp, "updated_at": stamp, "work_dir": str(self.files.dynos / dyno_id),
+                  "formation": int(formation), "port": free_port()}
         self.store.insert_dyno(record)
         return record
 
@@ -168,7 +183,7 @@ class Supervisor:
         dyno_env.update(json.loads(release["config"]))
         dyno_env.update(env)
         dyno_env.update({
-            "DYNO": record["name"], "PORT": str(free_port()), "HEROKU_APP_NAME": app["name"],
+            "DYNO": record["name"], "PORT": str(record["port"]), "HEROKU_APP_NAME": app["name"],
             "HEROKU_APP_ID": app["id"], "HEROKU_DYNO_ID": record["id"],
             "HEROKU_RELEASE_VERSION": f"v{release['version']}", "HEROKU_RELEASE_CREATED_AT": release["created_at"],
             "HEROKU_SLUG_COMMIT": slug["id"],
@@ -210,15 +225,35 @@ class Supervisor:
         for fd in {dyno.in_fd, dyno.out_fd} - {None}:
             os.set_blocking(fd, False)
         pid = dyno.proc.pid
-        self.store.update_dyno(dyno.record["id"], state="up", pid=pid, pid_start=start_time(pid))
-        dyno.record["state"] = "up"
+        self.store.update_dyno(dyno.record["id"], pid=pid, pid_start=start_time(pid))
         self.reaper.watch(pid, lambda status: self._exited(dyno, status))
         self.loop.add_reader(dyno.out_fd, self._on_output, dyno)
-        self.logplex.append(dyno.app_id, [
-            LogRow("heroku", dyno.name, f"Starting process with command `{dyno.record['command']}`"),
-            LogRow("heroku", dyno.name, "State changed from starting to up")])
+        self.logplex.platform(dyno.app_id, dyno.name, f"Starting process with command `{dyno.record['command']}`")
+        if dyno.formation and dyno.record["type"] == "web":
+            self._await_port(dyno, time.monotonic() + self.settings.boot_timeout)
+        else:
+            self._mark_up(dyno)
         dyno.timers.append(self.loop.call_later(dyno.ttl, self._ttl_expired, dyno))
         dyno.timers.append(self.loop.call_later(self.settings.memory_interval, self._check_memory, dyno))
+
+    def _mark_up(self, dyno: Dyno) -> None:
+        self.store.update_dyno(dyno.record["id"], state="up")
+        dyno.record["state"] = "up"
+        self.logplex.platform(dyno.app_id, dyno.name, "State changed from starting to up")
+
+    def _await_port(self, dyno: Dyno, deadline: float) -> None:
+        """A web dyno is up once something listens on its $PORT; R10 if nothing does in time."""
+        if dyno.exit_code is not None or dyno.stopping:
+            return
+        if listening(dyno.record["port"]):
+            self._mark_up(dyno)
+        elif time.monotonic() >= deadline:
+            self.logplex.platform(dyno.app_id, dyno.name, "Error R10 (Boot timeout) -> Web process failed to bind "
+                                  f"to $PORT within {self.settings.boot_timeout:g} seconds of launch")
+            self.stop(dyno.record["id"])
+            dyno.crashed = True
+        else:
+            dyno.timers.append(self.loop.call_later(PORT_POLL, self._await_port, dyno, deadline))
 
     def _check_memory(self, dyno: Dyno) -> None:
         """Heroku's R14 while over quota; R15 and SIGKILL once the kernel had to kill for memory."""
@@ -252,7 +287,7 @@ class Supervisor:
         self.logplex.platform(dyno.app_id, dyno.name, "Error R13 (Attach error) -> Failed to attach to process")
         dyno.exit_code = 128
         self.logplex.platform(dyno.app_id, dyno.name, "Process exited with status 128")
-        self._end(dyno, "starting")
+        self._end(dyno)
 
     # attached clients ---------------------------------------------------------
     async def serve_client(self, dyno: Dyno, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -267,7 +302,7 @@ class Supervisor:
             writer.write(f"Error: could not start the dyno: {exc}\r\n".encode())
             self.logplex.platform(dyno.app_id, dyno.name, f"Error starting process: {exc}")
             dyno.exit_code = 127
-            self._end(dyno, "starting")
+            self._end(dyno)
             return
         self._schedule_idle(dyno)
         stdin_open = True
@@ -393,7 +428,7 @@ class Supervisor:
             rows = [LogRow("app", dyno.name, line) for line in dyno.splitter.flush()]
             self.logplex.append(dyno.app_id, rows)
         self.logplex.platform(dyno.app_id, dyno.name, f"Process exited with status {dyno.exit_code}")
-        self._end(dyno, "up")
+        self._end(dyno)
 
     def _drain(self, dyno: Dyno) -> None:
         self.loop.remove_reader(dyno.out_fd)
@@ -409,13 +444,16 @@ class Supervisor:
             else:
                 self.logplex.append(dyno.app_id, [LogRow("app", dyno.name, l) for l in dyno.splitter.feed(data)])
 
-    def _end(self, dyno: Dyno, old_state: str) -> None:
+    def _end(self, dyno: Dyno) -> None:
         dyno.finished = True
         for timer in dyno.timers:
             timer.cancel()
-        self.logplex.platform(dyno.app_id, dyno.name, f"State changed from {old_state} to complete")
-        self.store.update_dyno(dyno.record["id"], state="down", exit_code=dyno.exit_code)
-        dyno.record.update(state="down", exit_code=dyno.exit_code)
+        dyno.crashed = dyno.crashed or (dyno.formation and not dyno.stopping)  # exit 0 too, as on Heroku
+        state = "crashed" if dyno.crashed else "down"
+        self.logplex.platform(dyno.app_id, dyno.name,
+                              f"State changed from {dyno.record['state']} to {'crashed' if dyno.crashed else 'complete'}")
+        self.store.update_dyno(dyno.record["id"], state=state, exit_code=dyno.exit_code)
+        dyno.record.update(state=state, exit_code=dyno.exit_code)
         for fd in {dyno.in_fd, dyno.out_fd} - {None}:
             os.close(fd)
         dyno.in_fd = dyno.out_fd = None
@@ -423,6 +461,8 @@ class Supervisor:
         self.running.pop(dyno.record["id"], None)
         if dyno.writer is not None:
             asyncio.ensure_future(self._close_client(dyno))
+        if self.on_end is not None:
+            self.on_end(dyno)
 
     async def _close_client(self, dyno: Dyno) -> None:
         writer = dyno.writer
@@ -445,7 +485,7 @@ class Supervisor:
             return
         if dyno.proc is None:  # still awaiting its client
             self._awaiting.pop(dyno.secret or "", None)
-            self._end(dyno, "starting")
+            self._end(dyno)
             return
         if dyno.stopping:
             return
@@ -485,6 +525,8 @@ class Supervisor:
     def recover(self) -> None:
         """After a crash of the manifold: stop the dynos it left behind and say so truthfully."""
         for record in self.store.live_dynos():
+            if record["state"] == "crashed":
+                continue  # a formation dyno that crashed before: the formation brings it back
             pid = record["pid"]
             alive = bool(pid) and start_time(pid) == record["pid_start"]
             if alive:
@@ -572,6 +614,23 @@ def _int(value) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+PORT_POLL = 0.1  # seconds between checks that a booting web dyno listens
+
+
+def listening(port: int) -> bool:
+    """Whether a TCP socket listens on this port (any address), from /proc/net: no connection made."""
+    wanted = f":{port:04X} "
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as handle:
+                next(handle, None)
+                if any(wanted in line and line.split()[3] == "0A" for line in handle):
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 __all__ = ["ApiError", "Dyno", "Settings", "Supervisor", "substitute_process_type", "EXIT_MARKER"]
