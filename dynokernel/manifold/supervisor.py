@@ -145,7 +145,7 @@ class Supervisor:
         dyno_type = _dyno_type(body.get("type"))
         slug = self.store.slug(release["slug_id"])
         command = substitute_process_type(command, json.loads(slug["process_types"]))
-        name = name or f"{dyno_type}.{self.store.next_dyno_number(app['id'], dyno_type)}"
+        name = name or self._one_off_name(app, dyno_type)
         record = self._insert(app, release, name, dyno_type, command, size.name, bool(body.get("attach")), formation)
         spec = self._spec(app, release, slug, record, env, size)
         attach = bool(body.get("attach"))
@@ -165,6 +165,11 @@ class Supervisor:
         else:
             self._start(dyno)
         return self.describe(dyno.record, dyno)
+
+    def _one_off_name(self, app: dict, dyno_type: str) -> str:
+        """run.1, run.2...; a one-off of a Procfile type is TYPE.1001... so it never takes a formation name."""
+        number = self.store.next_dyno_number(app["id"], dyno_type)
+        return f"{dyno_type}.{number if dyno_type == 'run' else ONE_OFF_BASE + number}"
 
     def _insert(self, app: dict, release: dict, name: str, dyno_type: str, command: str, size: str,
                 attach: bool, formation: bool) -> dict:
@@ -616,6 +621,7 @@ def _int(value) -> int | None:
         return None
 
 
+ONE_OFF_BASE = 1000  # one-off dynos of other types than run are numbered from 1001
 PORT_POLL = 0.1  # seconds between checks that a booting web dyno listens
 
 
