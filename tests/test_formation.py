@@ -55,6 +55,22 @@ def test_scale_up_and_down_and_group_in_ps(manifold, tmp_path):
     states_become(app, {})
     unknown = app.dyno("ps:scale", "nope=1")
     assert unknown.returncode != 0 and "Couldn't find that process type (nope)." in unknown.stderr
+    bad = app.dyno("ps:scale", "web=two")
+    assert bad.returncode != 0 and "Invalid argument 'web=two'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_ps_type_resizes_and_restarts_that_type(manifold, tmp_path):
+    app = manifold.new_app(tmp_path, files=PROCFILE)
+    assert app.dyno("ps:scale", "worker=1").returncode == 0
+    states_become(app, {"worker.1": "up"})
+    resized = app.dyno("ps:type", "worker=Standard-2X")
+    assert resized.returncode == 0, resized.stderr
+    assert re.search(r"^  worker +Standard-2X +1$", resized.stdout, re.M), resized.stdout
+    wait_for(lambda: [d for d in json.loads(app.dyno("ps", "--json").stdout)
+                      if d["size"] == "Standard-2X" and d["state"] == "up"], message="worker.1 at its new size")
+    wrong = app.dyno("ps:type", "worker=Huge")
+    assert wrong.returncode != 0 and "Invalid dyno size 'Huge'" in wrong.stderr
+    assert app.dyno("ps:scale", "worker=0").returncode == 0
 
 
 def test_a_crashing_dyno_restarts_at_once_then_backs_off(manifold, tmp_path):

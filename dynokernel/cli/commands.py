@@ -275,12 +275,14 @@ def scale_cmd(args) -> int:
     changes = []
     for arg in args.changes:
         match = re.match(r"^([\w-]+)([=+-]\d+)(?::([\w-]+))?$", arg)
-        if match:
-            quantity = match.group(2)[1:] if match.group(2)[0] == "=" else match.group(2)
-            change = {"quantity": quantity, "type": match.group(1)}
-            if match.group(3):
-                change["size"] = match.group(3)
-            changes.append(change)
+        if not match:
+            raise PlatformError(f"Invalid argument {arg!r}: expected TYPE=QUANTITY[:SIZE], TYPE+N or TYPE-N "
+                                "(e.g. web=2 worker+1:Standard-2X)")
+        quantity = match.group(2)[1:] if match.group(2)[0] == "=" else match.group(2)
+        change = {"quantity": quantity, "type": match.group(1)}
+        if match.group(3):
+            change["size"] = match.group(3)
+        changes.append(change)
     if not changes:
         formation = app.client.request("GET", f"{app.path}/formation")
         if not formation:
@@ -293,6 +295,29 @@ def scale_cmd(args) -> int:
     changed = {c["type"] for c in changes}
     _err("done, now running " + ", ".join(f"{f['type']} at {f['quantity']}:{f['size']}"
                                           for f in formation if f["type"] in changed))
+    return 0
+
+
+def type_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("changes", nargs="*", metavar="TYPE=SIZE", help="e.g. web=Standard-2X worker=Basic")
+
+
+def type_cmd(args) -> int:
+    """`ps:type`: the formation's dyno sizes (and quantities); TYPE=SIZE changes them."""
+    app = _app(args)
+    updates = []
+    for arg in args.changes:
+        dyno_type, sep, size = arg.partition("=")
+        if not sep or not dyno_type or not size:
+            raise PlatformError(f"Invalid argument {arg!r}: expected TYPE=SIZE (e.g. web=Standard-2X)")
+        updates.append({"type": dyno_type, "size": size})
+    if updates:
+        _err_inline(f"Scaling dynos on {fmt.app_label(app.name)}... ")
+        app.client.request("PATCH", f"{app.path}/formation", {"updates": updates})
+        _err("done")
+    formation = app.client.request("GET", f"{app.path}/formation")
+    print(fmt.header("Dyno Types") + fmt.table(["Type", "Size", "Qty"],
+                                                [[f["type"], f["size"], str(f["quantity"])] for f in formation]))
     return 0
 
 
@@ -515,6 +540,7 @@ COMMANDS = {
     "ps:kill": (stop_spec, stop_cmd, True),
     "ps:restart": (restart_spec, restart_cmd, True),
     "ps:scale": (scale_spec, scale_cmd, True),
+    "ps:type": (type_spec, type_cmd, True),
     "logs": (logs_spec, logs_cmd, True),
     "apps": (_json_flag, apps_cmd, True),
     "apps:create": (apps_create_spec, apps_create_cmd, True),

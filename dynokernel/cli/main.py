@@ -16,6 +16,7 @@ from . import commands
 USAGE = """usage: dyno COMMAND [ARGS]
 
 One-off dynos:  run, run:detached, ps, ps:stop, ps:kill, logs
+Formation:      ps:scale, ps:type, ps:restart
 Apps:           apps, apps:create, apps:info, apps:update, apps:destroy, deploy, releases
 Add-ons:        addons, addons:create, addons:destroy, addons:info, pg:info, pg:psql, pg:reset
 Config vars:    config, config:get, config:set, config:unset

@@ -511,6 +511,8 @@ def apply_formation(m: Manifold, app: dict, updates: list) -> list[dict]:
     if changes:
         scaled = ", ".join(f"{t}@{q}:{s}" for t, q, s in changes)
         m.logplex.platform(app["id"], "api", f"Scaled to {scaled} by user {m.supervisor.user}", "app")
+        resized = {t for t, _, size in changes if size != current[t]["size"]}
+        m.formation.restart(app, [name for name in m.formation.wanted(app) if name.split(".")[0] in resized])
         m.formation.reconcile(app)
     latest = {f["type"]: f for f in formation_list(m, app)}
     return [latest[dyno_type] for dyno_type, _, _ in changes]
