@@ -20,6 +20,7 @@ from .herokuenv import heroku_env_cmd, heroku_env_spec
 from .addons import ADDON_COMMANDS
 from .confirm import confirm_destructive
 from .pg import PG_COMMANDS
+from .scheduler import SCHEDULER_COMMANDS
 
 
 def _err(text: str) -> None:
@@ -560,4 +561,5 @@ COMMANDS = {
     "manifold:status": (_none, manifold_status_cmd, False),
     **ADDON_COMMANDS,
     **PG_COMMANDS,
+    **SCHEDULER_COMMANDS,
 }

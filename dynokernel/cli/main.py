@@ -19,6 +19,7 @@ One-off dynos:  run, run:detached, ps, ps:stop, ps:kill, logs
 Formation:      ps:scale, ps:type, ps:restart
 Apps:           apps, apps:create, apps:info, apps:update, apps:destroy, deploy, releases
 Add-ons:        addons, addons:create, addons:destroy, addons:info, pg:info, pg:psql, pg:reset
+Scheduler:      scheduler, scheduler:add, scheduler:remove, scheduler:run-now, scheduler:runs
 Config vars:    config, config:get, config:set, config:unset
 The manifold:   manifold:start, manifold:stop, manifold:status
 Kernels:        kernels:install

@@ -25,6 +25,7 @@ from .store import Store, api_time
 from .addons import POSTGRES, Addons, addon_json, attachment_json
 from .formation import Formation, RestartPolicy
 from .router import Router
+from .scheduler import Scheduler, job_json, run_json
 from .postgres import PostgresError
 from .supervisor import ApiError, Supervisor
 from .procfile import ProcfileError
@@ -49,6 +50,7 @@ class Manifold:
         self.store, self.logplex, self.supervisor, self.token, self.info = store, logplex, supervisor, token, info
         self.addons = Addons(store, supervisor.files.home, supervisor.sandbox.name, supervisor.reaper)
         self.formation = Formation(store, logplex, supervisor, RestartPolicy(backoff=supervisor.settings.restart_backoff))
+        self.scheduler = Scheduler(store, logplex, supervisor)
         self.router = Router(store, logplex, self.formation, float(os.environ.get("DYNO_ROUTER_TIMEOUT", 30)))
         # strict: serve only what Heroku's Platform API documents (to test clients meant for Heroku)
         self.strict = os.environ.get("DYNO_STRICT", "") not in ("", "0")
@@ -272,6 +274,7 @@ class AppHandler(ApiHandler):
         body = self.app_json(app)
         await self.m.addons.destroy_all(app)
         self.m.router.close(app["id"])
+        self.m.scheduler.forget_app(app["id"])
         self.m.store.delete_app(app["id"])
         self.reply(body)
 
@@ -663,6 +666,46 @@ class PostgresResetHandler(PostgresInfoHandler):
         self.reply(addon_json(app, found))
 
 
+class SchedulerJobsHandler(ApiHandler):
+    """GET/POST /apps/APP/scheduler/jobs (our extension: Heroku Scheduler has no public API)."""
+
+    def get(self, name: str) -> None:
+        app = self.app_record(name)
+        self.reply([job_json(self.m.scheduler, job) for job in self.m.scheduler.jobs(app["id"])])
+
+    def post(self, name: str) -> None:
+        app = self.app_record(name)
+        self.reply(job_json(self.m.scheduler, self.m.scheduler.add(app, self.body())), 201)
+
+
+class SchedulerJobHandler(ApiHandler):
+    """GET/DELETE .../scheduler/jobs/ID; POST .../ID/actions/run; GET .../ID/runs."""
+
+    def get(self, name: str, job_id: str, what: str | None = None) -> None:
+        app = self.app_record(name)
+        job = self.m.scheduler.job(app["id"], unquote(job_id))
+        if what == "runs":
+            self.reply([run_json(run) for run in self.m.scheduler.runs(job)])
+        else:
+            self.reply(job_json(self.m.scheduler, job))
+
+    def post(self, name: str, job_id: str, what: str | None = None) -> None:
+        app = self.app_record(name)
+        job = self.m.scheduler.job(app["id"], unquote(job_id))
+        if what != "actions/run":
+            raise ApiError(405, "method_not_allowed", "POST is not allowed here.")
+        dyno = self.m.scheduler.run_now(job)
+        self.reply(self.dyno_json(self.m.store.dyno(app["id"], dyno["id"])), 201)
+
+    def delete(self, name: str, job_id: str, what: str | None = None) -> None:
+        app = self.app_record(name)
+        job = self.m.scheduler.job(app["id"], unquote(job_id))
+        if what is not None:
+            raise ApiError(405, "method_not_allowed", "DELETE is not allowed here.")
+        self.m.scheduler.remove(app, job)
+        self.reply(job_json(self.m.scheduler, job))
+
+
 class PipelineCouplingHandler(ApiHandler):
     def get(self, name: str) -> None:
         self.app_record(name)
@@ -786,6 +829,9 @@ def make_app(manifold: Manifold, public: dict | None = None) -> tornado.web.Appl
         (r"/actions/(addons|addon-attachments)/resolve", AddonResolveHandler),
         (r"/addons/([^/]+)", GlobalAddonHandler),
         (r"/addons/([^/]+)/(addon-attachments)", GlobalAddonHandler),
+        (app_ + r"/scheduler/jobs", SchedulerJobsHandler),
+        (app_ + r"/scheduler/jobs/([^/]+)", SchedulerJobHandler),
+        (app_ + r"/scheduler/jobs/([^/]+)/(runs|actions/run)", SchedulerJobHandler),
         (app_ + r"/collaborators", EmptyListHandler),
         (app_ + r"/pipeline-couplings", PipelineCouplingHandler),
         (app_ + r"/releases/([^/]+)", ReleaseHandler),

@@ -63,6 +63,7 @@ async def serve(files: HomeFiles, ready_fd: int | None) -> None:
         print(f"dyno manifold: the PostgreSQL server for add-ons did not start: {problem}", file=sys.stderr, flush=True)
     manifold.formation.start()
     await manifold.router.start()
+    manifold.scheduler.start()
     server = tornado.httpserver.HTTPServer(make_app(manifold))
     server.add_sockets(sockets)
     remote: list = []
@@ -82,6 +83,7 @@ async def serve(files: HomeFiles, ready_fd: int | None) -> None:
     for extra in remote:
         (extra.stop if isinstance(extra, tornado.httpserver.HTTPServer) else extra.close)()
     manifold.formation.close()
+    manifold.scheduler.close()
     manifold.router.close_all()
     await supervisor.shutdown()
     await manifold.addons.stop()

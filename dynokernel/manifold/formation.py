@@ -61,7 +61,7 @@ class Formation:
     closing: bool = False
 
     def __post_init__(self) -> None:
-        self.supervisor.on_end = self._ended
+        self.supervisor.end_hooks.append(self._ended)
 
     # what should run ------------------------------------------------------------------------
     def wanted(self, app: dict) -> dict[str, dict]:

@@ -122,7 +122,7 @@ class Supervisor:
         self._awaiting: dict[str, Dyno] = {}
         self.rendezvous_port = 0
         self.user = f"{getpass.getuser()}@localhost"
-        self.on_end: Callable[[Dyno], None] | None = None  # the formation's hook
+        self.end_hooks: list[Callable[[Dyno], None]] = []  # the formation's and the scheduler's
 
     # creating -----------------------------------------------------------------
     def create(self, app: dict, body: dict, *, name: str | None = None, user: str | None = None,
@@ -466,8 +466,8 @@ class Supervisor:
         self.running.pop(dyno.record["id"], None)
         if dyno.writer is not None:
             asyncio.ensure_future(self._close_client(dyno))
-        if self.on_end is not None:
-            self.on_end(dyno)
+        for hook in self.end_hooks:
+            hook(dyno)
 
     async def _close_client(self, dyno: Dyno) -> None:
         writer = dyno.writer
