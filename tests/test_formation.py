@@ -137,3 +137,34 @@ def test_the_formation_survives_a_manifold_restart_and_a_crash(tmp_path):
         assert "The manifold restarted and lost this dyno's connection" in logs(app)
     finally:
         manifold.stop()
+
+
+RELEASE_APP = {
+    "Procfile": "release: echo migrating $HEROKU_RELEASE_VERSION; exit ${FAIL_RELEASE:-0}\n"
+                "worker: python3 -u -c \"import os, time; print('on', os.environ['HEROKU_RELEASE_VERSION']); "
+                "time.sleep(1000)\"\n",
+}
+
+
+def test_release_phase_gates_the_release(manifold, tmp_path):
+    app = manifold.new_app(tmp_path, files=RELEASE_APP)  # v1: its release phase ran and succeeded
+    assert "app[release.1001]: migrating v1" in logs(app)
+    assert app.dyno("ps:scale", "worker=1").returncode == 0
+    wait_for(lambda: "app[worker.1]: on v1" in logs(app), message="the worker on v1")
+
+    assert app.dyno("config:set", "FAIL_RELEASE=3").returncode == 0  # v2: its release command fails
+    failed = app.dyno("deploy")  # v3: fails too
+    assert failed.returncode != 0, failed.stderr
+    assert "Release phase (release.1003):\n  migrating v3" in failed.stderr
+    assert "Release v3 failed: its release command exited with status 3; the app stays on its previous release" \
+        in failed.stderr
+    releases = app.dyno("releases").stdout
+    assert re.search(r"Current: v1$", releases.splitlines()[0])
+    assert re.search(r"^  v3 +Deploy \w+ release command failed", releases, re.M)
+    assert app.dyno("run", "--no-tty", "echo $HEROKU_RELEASE_VERSION").stdout.strip().endswith("v1")
+    assert [d["release"]["version"] for d in json.loads(app.dyno("ps", "--json").stdout) if d["state"] == "up"] == [1]
+
+    assert app.dyno("config:unset", "FAIL_RELEASE").returncode == 0  # v4: succeeds, the formation moves on
+    wait_for(lambda: "app[worker.1]: on v4" in logs(app), message="the worker restarted on v4")
+    assert "Release v4 succeeded" in logs(app)
+    assert app.dyno("ps:scale", "worker=0").returncode == 0

@@ -111,13 +111,7 @@ def _deploy_if_needed(app: App) -> None:
     if app.info().get("released_at"):
         return
     _err_inline(f"Deploying {fmt.app_label(app.name)} from {app.directory or app.cwd}... ")
-    build = app.deploy()
-    _err(f"done, v{build['release']['version']}")
-    for warning in build.get("warnings", []):
-        _err(f" \u203a   Warning: {warning}")
-    for addon in build.get("provisioned_addons", []):
-        _err(f"Provisioned {addon['plan']['name']} ({addon['name']}) as {', '.join(addon['config_vars'])}: "
-             "the app has a database config and no database add-on")
+    _report_build(app.deploy())
 
 
 def detached_spec(parser: argparse.ArgumentParser) -> None:
@@ -361,16 +355,32 @@ def deploy_cmd(args) -> int:
     source = Path(args.dir).resolve() if args.dir else (app.directory or app.cwd)
     _err_inline(f"Deploying {fmt.app_label(app.name)} from {source}... ")
     build = app.deploy(source)
-    _err(f"done, v{build['release']['version']}")
+    failed = _report_build(build)
+    types = build.get("process_types") or {}
+    if types:
+        print("Process types: " + ", ".join(sorted(types)))
+    return 1 if failed else 0
+
+
+def _report_build(build: dict) -> bool:
+    """What a deploy did: its release, warnings, add-ons, release phase; True if the release failed."""
+    release = build["release"]
+    _err(f"done, v{release['version']}")
     for warning in build.get("warnings", []):
         _err(f" \u203a   Warning: {warning}")
     for addon in build.get("provisioned_addons", []):
         _err(f"Provisioned {addon['plan']['name']} ({addon['name']}) as {', '.join(addon['config_vars'])}: "
              "the app has a database config and no database add-on")
-    types = build.get("process_types") or {}
-    if types:
-        print("Process types: " + ", ".join(sorted(types)))
-    return 0
+    phase = build.get("release_phase")
+    if phase:
+        _err(f"Release phase ({phase['dyno']}):")
+        for line in phase["output"]:
+            _err(f"  {line}")
+    if release.get("status") == "failed":
+        _err(f" \u203a   Error: Release v{release['version']} failed: its release command exited with status "
+             f"{phase['exit_code'] if phase else '?'}; the app stays on its previous release")
+        return True
+    return False
 
 
 def releases_spec(parser: argparse.ArgumentParser) -> None:

@@ -24,6 +24,7 @@ from .slugs import SlugError, build_slug
 from .store import Store, api_time
 from .addons import POSTGRES, Addons, addon_json, attachment_json
 from .formation import Formation, RestartPolicy
+from .releases import Releaser
 from .router import Router
 from .scheduler import Scheduler, job_json, run_json
 from .postgres import PostgresError
@@ -51,6 +52,7 @@ class Manifold:
         self.addons = Addons(store, supervisor.files.home, supervisor.sandbox.name, supervisor.reaper)
         self.formation = Formation(store, logplex, supervisor, RestartPolicy(backoff=supervisor.settings.restart_backoff))
         self.scheduler = Scheduler(store, logplex, supervisor)
+        self.releaser = Releaser(store, logplex, supervisor, self.formation)
         self.router = Router(store, logplex, self.formation, float(os.environ.get("DYNO_ROUTER_TIMEOUT", 30)))
         # strict: serve only what Heroku's Platform API documents (to test clients meant for Heroku)
         self.strict = os.environ.get("DYNO_STRICT", "") not in ("", "0")
@@ -214,7 +216,7 @@ def _slug_size(m: Manifold, release: dict | None) -> int | None:
 def release_json(m: Manifold, app: dict, release: dict, current_version: int | None) -> dict:
     return {
         "id": release["id"], "version": release["version"], "description": release["description"],
-        "status": "succeeded", "created_at": release["created_at"], "updated_at": release["created_at"],
+        "status": release["status"], "created_at": release["created_at"], "updated_at": release["created_at"],
         "user": {"id": "local", "email": release["user"]}, "current": release["version"] == current_version,
         "slug": {"id": release["slug_id"]} if release["slug_id"] else None,
         "app": {"id": app["id"], "name": app["name"]}, "addon_plan_names": [], "output_stream_url": None,
@@ -283,7 +285,7 @@ class ConfigVarsHandler(ApiHandler):
     def get(self, name: str) -> None:
         self.reply(self.m.store.config(self.app_record(name)["id"]))
 
-    def patch(self, name: str) -> None:
+    async def patch(self, name: str) -> None:
         app = self.app_record(name)
         changes = self.body()
         for key, value in changes.items():
@@ -295,9 +297,8 @@ class ConfigVarsHandler(ApiHandler):
         if changes:
             self.m.store.set_config(app["id"], changes)
             current = self.m.store.current_release(app["id"])
-            self.m.store.create_release(app["id"], current["slug_id"] if current else None,
-                                        _config_description(changes), self.m.supervisor.user)
-            self.m.formation.released(app)
+            await self.m.releaser.release(app, current["slug_id"] if current else None,
+                                          _config_description(changes), self.m.supervisor.user)
         self.reply(self.m.store.config(app["id"]))
 
 
@@ -316,8 +317,7 @@ class ReleasesHandler(ApiHandler):
     def get(self, name: str) -> None:
         app = self.app_record(name)
         releases = self.m.store.releases(app["id"])
-        current = releases[-1]["version"] if releases else None
-        self.paged([release_json(self.m, app, r, current) for r in releases], "version")
+        self.paged([release_json(self.m, app, r, _current_version(self.m, app)) for r in releases], "version")
 
 
 class ReleaseHandler(ApiHandler):
@@ -326,8 +326,12 @@ class ReleaseHandler(ApiHandler):
         release = self.m.store.release(app["id"], version.lstrip("v"))
         if release is None:
             raise ApiError(404, "not_found", "Couldn't find that release.")
-        current = self.m.store.current_release(app["id"])["version"]
-        self.reply(release_json(self.m, app, release, current))
+        self.reply(release_json(self.m, app, release, _current_version(self.m, app)))
+
+
+def _current_version(m: Manifold, app: dict) -> int | None:
+    current = m.store.current_release(app["id"])
+    return current["version"] if current else None
 
 
 class BuildsHandler(ApiHandler):
@@ -347,14 +351,14 @@ class BuildsHandler(ApiHandler):
             raise ApiError(422, "invalid_params", str(exc)) from None
         self.m.store.save_slug(slug.id, slug.size, slug.process_types, slug.dotenv)
         provisioned = await self.m.addons.provision_if_needed(app, Path(unquote(parsed.path)), self.m.supervisor.user)
-        release = self.m.store.create_release(app["id"], slug.id, f"Deploy {slug.id[:8]}", self.m.supervisor.user)
-        self.m.formation.released(app)
+        release, phase = await self.m.releaser.release(app, slug.id, f"Deploy {slug.id[:8]}", self.m.supervisor.user)
         self.reply({"id": str(uuid.uuid4()), "status": "succeeded", "created_at": api_time(),
                     "app": {"id": app["id"]}, "slug": {"id": slug.id, "size": slug.size},
-                    "release": {"id": release["id"], "version": release["version"]},
+                    "release": {"id": release["id"], "version": release["version"], "status": release["status"]},
                     "process_types": slug.process_types, "warnings": slug.warnings,
                     **({"provisioned_addons": [addon_json(app, provisioned)]} if provisioned and not self.m.strict
-                       else {})}, 201)
+                       else {}),
+                    **({"release_phase": vars(phase)} if phase and not self.m.strict else {})}, 201)
 
 
 class DynosHandler(ApiHandler):

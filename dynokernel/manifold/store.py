@@ -45,7 +45,8 @@ CREATE INDEX IF NOT EXISTS logs_app ON logs (app_id, id);
 CREATE INDEX IF NOT EXISTS logs_dyno ON logs (app_id, dyno, id);
 """
 # columns added after the first release of the schema: (table, column, definition)
-MIGRATIONS = (("dynos", "formation", "INTEGER NOT NULL DEFAULT 0"), ("dynos", "port", "INTEGER"))
+MIGRATIONS = (("dynos", "formation", "INTEGER NOT NULL DEFAULT 0"), ("dynos", "port", "INTEGER"),
+              ("releases", "status", "TEXT NOT NULL DEFAULT 'succeeded'"))
 
 LIVE_STATES = ("starting", "up", "idle")  # what ps lists (and crashed formation dynos); ended ones stay readable
 
@@ -136,7 +137,9 @@ class Store:
                 self.db.execute("INSERT OR REPLACE INTO config_vars VALUES (?, ?, ?)", (app_id, key, value))
 
     def current_release(self, app_id: str) -> dict | None:
-        return self._one("SELECT * FROM releases WHERE app_id = ? ORDER BY version DESC LIMIT 1", app_id)
+        """The newest release that succeeded (one whose release phase failed never becomes current)."""
+        return self._one("SELECT * FROM releases WHERE app_id = ? AND status = 'succeeded' "
+                         "ORDER BY version DESC LIMIT 1", app_id)
 
     def releases(self, app_id: str) -> list[dict]:
         return self._all("SELECT * FROM releases WHERE app_id = ? ORDER BY version", app_id)
@@ -145,14 +148,18 @@ class Store:
         return self._one("SELECT * FROM releases WHERE app_id = ? AND (id = ? OR version = ?)",
                          app_id, version_or_id, version_or_id)
 
-    def create_release(self, app_id: str, slug_id: str | None, description: str, user: str) -> dict:
-        current = self.current_release(app_id)
-        version = current["version"] + 1 if current else 1
+    def create_release(self, app_id: str, slug_id: str | None, description: str, user: str,
+                       status: str = "succeeded") -> dict:
+        newest = self._one("SELECT max(version) AS v FROM releases WHERE app_id = ?", app_id)["v"]
         release_id = str(uuid.uuid4())
-        self.db.execute("INSERT INTO releases VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (release_id, app_id, version, slug_id, json.dumps(self.config(app_id)),
-                         description, user, api_time()))
+        self.db.execute("INSERT INTO releases (id, app_id, version, slug_id, config, description, user, created_at, "
+                        "status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (release_id, app_id, (newest or 0) + 1, slug_id, json.dumps(self.config(app_id)),
+                         description, user, api_time(), status))
         return self.release(app_id, release_id)
+
+    def set_release_status(self, release_id: str, status: str) -> None:
+        self.db.execute("UPDATE releases SET status = ? WHERE id = ?", (status, release_id))
 
     def slug(self, slug_id: str) -> dict | None:
         return self._one("SELECT * FROM slugs WHERE id = ?", slug_id)

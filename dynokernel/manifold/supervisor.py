@@ -126,14 +126,14 @@ class Supervisor:
 
     # creating -----------------------------------------------------------------
     def create(self, app: dict, body: dict, *, name: str | None = None, user: str | None = None,
-               formation: bool = False) -> dict:
+               formation: bool = False, release: dict | None = None) -> dict:
         """POST /apps/APP/dynos: validate, name and start (or await the client of) a dyno.
 
         The formation and the scheduler name their dynos (`web.1`) and say who started them."""
         command = body.get("command")
         if not isinstance(command, str) or not command.strip():
             raise ApiError(422, "invalid_params", "command must be a non-empty string")
-        release = self.store.current_release(app["id"])
+        release = release or self.store.current_release(app["id"])
         if release is None:
             raise ApiError(422, "invalid_params", f"App {app['name']} has no release yet. Deploy it first (dyno deploy).")
         try:
