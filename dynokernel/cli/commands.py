@@ -19,6 +19,7 @@ from . import format as fmt
 from .herokuenv import heroku_env_cmd, heroku_env_spec
 from .addons import ADDON_COMMANDS
 from .confirm import confirm_destructive
+from .drains import DRAIN_COMMANDS
 from .pg import PG_COMMANDS
 from .scheduler import SCHEDULER_COMMANDS
 
@@ -572,4 +573,5 @@ COMMANDS = {
     **ADDON_COMMANDS,
     **PG_COMMANDS,
     **SCHEDULER_COMMANDS,
+    **DRAIN_COMMANDS,
 }

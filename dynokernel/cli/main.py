@@ -20,6 +20,7 @@ Formation:      ps:scale, ps:type, ps:restart
 Apps:           apps, apps:create, apps:info, apps:update, apps:destroy, deploy, releases
 Add-ons:        addons, addons:create, addons:destroy, addons:info, pg:info, pg:psql, pg:reset
 Scheduler:      scheduler, scheduler:add, scheduler:remove, scheduler:run-now, scheduler:runs
+Logs:           logs, drains, drains:add, drains:remove
 Config vars:    config, config:get, config:set, config:unset
 The manifold:   manifold:start, manifold:stop, manifold:status
 Kernels:        kernels:install

@@ -23,6 +23,7 @@ from .logplex import LogSession, Logplex, format_line
 from .slugs import SlugError, build_slug
 from .store import Store, api_time
 from .addons import POSTGRES, Addons, addon_json, attachment_json
+from .drains import Drains, drain_json
 from .formation import Formation, RestartPolicy
 from .releases import Releaser
 from .router import Router
@@ -53,6 +54,7 @@ class Manifold:
         self.formation = Formation(store, logplex, supervisor, RestartPolicy(backoff=supervisor.settings.restart_backoff))
         self.scheduler = Scheduler(store, logplex, supervisor)
         self.releaser = Releaser(store, logplex, supervisor, self.formation)
+        self.drains = Drains(store, logplex)
         self.router = Router(store, logplex, self.formation, float(os.environ.get("DYNO_ROUTER_TIMEOUT", 30)))
         # strict: serve only what Heroku's Platform API documents (to test clients meant for Heroku)
         self.strict = os.environ.get("DYNO_STRICT", "") not in ("", "0")
@@ -277,6 +279,7 @@ class AppHandler(ApiHandler):
         await self.m.addons.destroy_all(app)
         self.m.router.close(app["id"])
         self.m.scheduler.forget_app(app["id"])
+        self.m.drains.forget_app(app["id"])
         self.m.store.delete_app(app["id"])
         self.reply(body)
 
@@ -670,6 +673,28 @@ class PostgresResetHandler(PostgresInfoHandler):
         self.reply(addon_json(app, found))
 
 
+class LogDrainsHandler(ApiHandler):
+    def get(self, name: str) -> None:
+        app = self.app_record(name)
+        self.reply([drain_json(app, d) for d in self.m.drains.list(app["id"])])
+
+    def post(self, name: str) -> None:
+        app = self.app_record(name)
+        self.reply(drain_json(app, self.m.drains.add(app, self.body().get("url"))), 201)
+
+
+class LogDrainHandler(ApiHandler):
+    def get(self, name: str, key: str) -> None:
+        app = self.app_record(name)
+        self.reply(drain_json(app, self.m.drains.find(app["id"], unquote(key))))
+
+    def delete(self, name: str, key: str) -> None:
+        app = self.app_record(name)
+        record = self.m.drains.find(app["id"], unquote(key))
+        self.m.drains.remove(app, record)
+        self.reply(drain_json(app, record))
+
+
 class SchedulerJobsHandler(ApiHandler):
     """GET/POST /apps/APP/scheduler/jobs (our extension: Heroku Scheduler has no public API)."""
 
@@ -833,6 +858,8 @@ def make_app(manifold: Manifold, public: dict | None = None) -> tornado.web.Appl
         (r"/actions/(addons|addon-attachments)/resolve", AddonResolveHandler),
         (r"/addons/([^/]+)", GlobalAddonHandler),
         (r"/addons/([^/]+)/(addon-attachments)", GlobalAddonHandler),
+        (app_ + r"/log-drains", LogDrainsHandler),
+        (app_ + r"/log-drains/(.+)", LogDrainHandler),
         (app_ + r"/scheduler/jobs", SchedulerJobsHandler),
         (app_ + r"/scheduler/jobs/([^/]+)", SchedulerJobHandler),
         (app_ + r"/scheduler/jobs/([^/]+)/(runs|actions/run)", SchedulerJobHandler),

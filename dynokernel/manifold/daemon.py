@@ -64,6 +64,7 @@ async def serve(files: HomeFiles, ready_fd: int | None) -> None:
     manifold.formation.start()
     await manifold.router.start()
     manifold.scheduler.start()
+    manifold.drains.start()
     server = tornado.httpserver.HTTPServer(make_app(manifold))
     server.add_sockets(sockets)
     remote: list = []
@@ -84,6 +85,7 @@ async def serve(files: HomeFiles, ready_fd: int | None) -> None:
         (extra.stop if isinstance(extra, tornado.httpserver.HTTPServer) else extra.close)()
     manifold.formation.close()
     manifold.scheduler.close()
+    manifold.drains.close()
     manifold.router.close_all()
     await supervisor.shutdown()
     await manifold.addons.stop()

@@ -11,6 +11,7 @@ import secrets
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .store import LogRow, Store, now
 
@@ -74,6 +75,7 @@ class Logplex:
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._since_prune: dict[str, int] = defaultdict(int)
         self._sessions: dict[str, LogSession] = {}
+        self.listeners: list[Callable[[str, str, list[LogRow]], None]] = []  # e.g. the log drains
 
     def platform(self, app_id: str, dyno: str, message: str, source: str = "heroku") -> None:
         """A platform line such as `heroku[run.2]: State changed from starting to up`."""
@@ -82,7 +84,10 @@ class Logplex:
     def append(self, app_id: str, rows: list[LogRow]) -> None:
         if not rows:
             return
-        self.store.append_logs(app_id, log_time(), rows)
+        stamp = log_time()
+        self.store.append_logs(app_id, stamp, rows)
+        for listener in self.listeners:
+            listener(app_id, stamp, rows)
         self._since_prune[app_id] += len(rows)
         if self._since_prune[app_id] > max(self.retention // 10, 1000):
             self._since_prune[app_id] = 0
