@@ -157,3 +157,17 @@ def test_the_port_is_kept_across_a_manifold_restart(manifold, tmp_path):
     up(app, 1)
     assert request(port)[0] == 200
     assert app.dyno("ps:scale", "web=0").returncode == 0
+
+
+def test_the_sample_app_served_through_the_router(manifold, tmp_path):
+    from conftest import SAMPLE_APP
+    app = manifold.new_app(tmp_path, source=SAMPLE_APP)
+    assert app.dyno("ps:scale", "web=2", "worker=1").returncode == 0
+    up(app, 2)
+    port = web_port(app)
+    answers = {request(port)[1] for _ in range(4)}
+    assert answers == {"Hello from web.1\n", "Hello from web.2\n"}
+    wait_for(lambda: "app[worker.1]: worker: tick 1" in app.dyno("logs", "-n", "200").stdout, message="the worker")
+    text = app.dyno("ps").stdout
+    assert "=== web (Basic): python3 web.py (2)" in text and "=== worker (Basic): python3 worker.py (1)" in text
+    assert app.dyno("ps:scale", "web=0", "worker=0").returncode == 0

@@ -45,6 +45,27 @@ def test_ps_panel_updates_live_and_stops_a_dyno(kernel, sample):
     kernel.run("p.state_filter.value = 'all'; p.close()")
 
 
+def test_ps_panel_groups_dynos_as_dyno_ps_does(kernel, sample):
+    shown = kernel.run("g = %dynops\ng")
+    assert shown.status == "ok", shown.error
+    run = api(sample).run("sleep 60", detach=True)
+    assert sample.dyno("ps:scale", "worker=1", "-a", APP).returncode == 0
+    try:
+        kernel.wait_iopub(lambda m: "=== worker (Basic): python3 worker.py (1)" in comm_state_text(m), timeout=10)
+        kernel.wait_iopub(lambda m: ">worker.1<" in comm_state_text(m), timeout=10)
+        order = kernel.value("[c.value if 'dyno-ps-group' in c._dom_classes else c.children[0].value "
+                             "for c in g.table.children]")
+        groups = [i for i, text in enumerate(order) if text.startswith("<b>=== ")]
+        assert order[groups[0]].startswith("<b>=== run: one-off processes (")
+        assert order[groups[1]] == "<b>=== worker (Basic): python3 worker.py (1)</b>"
+        assert any(run.name in text for text in order[groups[0]:groups[1]])
+        assert "worker.1" in order[groups[1] + 1]
+    finally:
+        assert sample.dyno("ps:scale", "worker=0", "-a", APP).returncode == 0
+        run.stop()
+        kernel.run("g.close()")
+
+
 def test_logs_panel_tails_filters_pauses_and_loads_earlier(kernel, sample):
     kernel.run(WAIT_FOR)
     assert kernel.run("l = %dynologs --tail -n 5\nl").status == "ok"

@@ -4,10 +4,13 @@
 
 It refreshes when the app's log stream carries a `heroku[...]` state line (within
 milliseconds of the change), keeps dynos that ended during its life (as stopped, complete
-or crashed, with their exit code), and filters by type and state.
+or crashed, with their exit code), and filters by type and state. Dynos are grouped as
+`dyno ps` groups them: one-off processes first, then each process type of the formation,
+then scheduler and release-phase runs.
 """
 from __future__ import annotations
 
+import html
 import re
 import time
 from datetime import datetime, timezone
@@ -24,6 +27,7 @@ _STOPPING = re.compile(r" heroku\[(?P<dyno>[^\]]+)\]: (Stopping all processes|Cy
 COLUMNS = (("name", "7em"), ("type", "6em"), ("state", "7em"), ("since", "6em"), ("command", "22em"),
            ("size", "7em"), ("exit", "3em"))
 KEEP_ENDED = 20
+ONE_OFF_TYPES = ("scheduler", "release")  # one-off runs of the platform's own, listed after the formation
 ALL = "all"
 STATES = (ALL, "starting", "up", "stopping", "stopped", "complete", "crashed")
 
@@ -36,6 +40,7 @@ class PsPanel(Panel):
         self.dynos: dict[str, dict] = {}  # name -> API record plus "shown_state"
         self._stop_seen: set[str] = set()
         self._rows: dict[str, _Row] = {}
+        self._headers: dict[str, W.HTML] = {}
         self.updates = 0  # how many refreshes rendered (for tests and benchmarks)
         self.app_picker = W.Dropdown(options=self._app_names(), value=self.app.name, description="app",
                                      layout=W.Layout(width="16em"))
@@ -124,18 +129,34 @@ class PsPanel(Panel):
             visible = [d for d in self.dynos.values()
                        if wanted_type in (ALL, d["type"]) and wanted_state in (ALL, d["shown_state"])]
             rows = []
-            for dyno in visible:
-                row = self._rows.get(dyno["name"])
-                if row is None:
-                    row = self._rows[dyno["name"]] = _Row(dyno["name"], self._stop_clicked)
-                row.update(dyno)
-                rows.append(row.box)
+            for group, members in _groups(visible):
+                rows.append(self._header(group, members))
+                for dyno in members:
+                    row = self._rows.get(dyno["name"])
+                    if row is None:
+                        row = self._rows[dyno["name"]] = _Row(dyno["name"], self._stop_clicked)
+                    row.update(dyno)
+                    rows.append(row.box)
             for name in [n for n in self._rows if n not in self.dynos]:
                 self._rows.pop(name).close()
             if list(self.table.children) != rows:
                 self.table.children = rows
             self.empty.value = "" if self.dynos else f"<i>No dynos on ⬢ {self.app.name}</i>"
             self.updates += 1
+
+    def _header(self, group: str, members: list[dict]) -> W.HTML:
+        """`=== web (Basic): python3 web.py (2)`, as `dyno ps` heads a group."""
+        header = self._headers.get(group)
+        if header is None:
+            header = self._headers[group] = W.HTML()
+            header.add_class("dyno-ps-group")
+        first = members[0]
+        text = (f"{group}: one-off processes ({len(members)})" if group == "run" else
+                f"{group} ({first.get('size') or 'Basic'}): {first['command']} ({len(members)})")
+        value = f"<b>=== {html.escape(text)}</b>"
+        if header.value != value:
+            header.value = value
+        return header
 
     def _stop_clicked(self, name: str) -> None:
         self._stop_seen.add(name)
@@ -187,6 +208,20 @@ class _Row:
     def close(self) -> None:
         for widget in (*self.cells.values(), self.button, self.box):
             widget.close()
+
+
+def _groups(dynos: list[dict]) -> list[tuple[str, list[dict]]]:
+    """Dynos by type: one-off `run` first, the formation's types by name, then scheduler and release."""
+    by_type: dict[str, list[dict]] = {}
+    for dyno in dynos:
+        by_type.setdefault(dyno["type"], []).append(dyno)
+    order = sorted(by_type, key=lambda t: (0 if t == "run" else 2 if t in ONE_OFF_TYPES else 1, t))
+    return [(t, sorted(by_type[t], key=_number)) for t in order]
+
+
+def _number(dyno: dict) -> int:
+    tail = dyno["name"].rsplit(".", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
 
 
 def _since(dyno: dict) -> str:
