@@ -77,8 +77,12 @@ def router_lines(app) -> list[str]:
 
 
 def up(app, count: int) -> None:
-    wait_for(lambda: sum(d["state"] == "up" for d in json.loads(app.dyno("ps", "--json").stdout)
-                         if d["type"] == "web") == count, timeout=20, message=f"{count} web dynos up")
+    try:
+        wanted = {f"web.{n}" for n in range(1, count + 1)}  # the formation's (one-offs are web.1001...)
+        wait_for(lambda: wanted <= {d["name"] for d in json.loads(app.dyno("ps", "--json").stdout)
+                                    if d["state"] == "up"}, timeout=20, message=f"{count} web dynos up")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{app.dyno('ps').stdout}\n{app.dyno('logs', '-n', '60').stdout}") from None
 
 
 def test_requests_go_round_robin_to_web_dynos_with_heroku_router_lines(manifold, tmp_path):
