@@ -43,10 +43,6 @@ def addons_text(app: str, addons: list[dict]) -> str:
             "or other apps.\n  ")
 
 
-def addons_spec(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="output in json format")
-
-
 def addons_cmd(args) -> int:
     app = _commands()._app(args)
     addons = app.client.request("GET", f"{app.path}/addons")
@@ -99,7 +95,7 @@ def addons_destroy_cmd(args) -> int:
 
 def addons_info_spec(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="add-on")
-    parser.add_argument("--json", action="store_true", help="output in json format")
+    fmt.json_flag(parser)
 
 
 def addons_info_cmd(args) -> int:
@@ -117,7 +113,7 @@ def addons_info_cmd(args) -> int:
 
 
 ADDON_COMMANDS = {
-    "addons": (addons_spec, addons_cmd, True),
+    "addons": (fmt.json_flag, addons_cmd, True),
     "addons:create": (addons_create_spec, addons_create_cmd, True),
     "addons:destroy": (addons_destroy_spec, addons_destroy_cmd, True),
     "addons:info": (addons_info_spec, addons_info_cmd, True),

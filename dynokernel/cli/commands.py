@@ -540,10 +540,6 @@ def _none(parser: argparse.ArgumentParser) -> None:
     pass
 
 
-def _json_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="output in json format")
-
-
 COMMANDS = {
     "run": (run_spec, run_cmd, True),
     "run:detached": (detached_spec, detached_cmd, True),
@@ -554,9 +550,9 @@ COMMANDS = {
     "ps:scale": (scale_spec, scale_cmd, True),
     "ps:type": (type_spec, type_cmd, True),
     "logs": (logs_spec, logs_cmd, True),
-    "apps": (_json_flag, apps_cmd, True),
+    "apps": (fmt.json_flag, apps_cmd, True),
     "apps:create": (apps_create_spec, apps_create_cmd, True),
-    "apps:info": (_json_flag, apps_info_cmd, True),
+    "apps:info": (fmt.json_flag, apps_info_cmd, True),
     "apps:update": (apps_update_spec, apps_update_cmd, True),
     "apps:destroy": (apps_destroy_spec, apps_destroy_cmd, True),
     "deploy": (deploy_spec, deploy_cmd, True),

@@ -12,10 +12,6 @@ def _commands():
     return commands
 
 
-def drains_spec(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="output in json format")
-
-
 def drains_cmd(args) -> int:
     app = _commands()._app(args)
     drains = app.client.request("GET", f"{app.path}/log-drains")
@@ -51,7 +47,7 @@ def remove_cmd(args) -> int:
 
 
 DRAIN_COMMANDS = {
-    "drains": (drains_spec, drains_cmd, True),
+    "drains": (fmt.json_flag, drains_cmd, True),
     "drains:add": (add_spec, add_cmd, True),
     "drains:remove": (remove_spec, remove_cmd, True),
 }

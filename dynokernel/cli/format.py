@@ -243,6 +243,11 @@ def filesize(size: int | None) -> str:
     return f"{value} {units[exponent]}"
 
 
+def json_flag(parser) -> None:
+    """The `--json` flag of a listing command."""
+    parser.add_argument("--json", action="store_true", help="output in json format")
+
+
 def as_json(data) -> str:
     """hux.styledJSON without colours: JSON.stringify(data, null, 2)."""
     return json.dumps(data, indent=2, ensure_ascii=False)

@@ -45,7 +45,7 @@ def _one(app: App, wanted: str | None) -> dict:
 # pg:info ------------------------------------------------------------------------
 def info_spec(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("database", nargs="?", help="config var (DATABASE_URL) or add-on name; default: all")
-    parser.add_argument("--json", action="store_true", help="output in json format")
+    fmt.json_flag(parser)
 
 
 def info_cmd(args) -> int:

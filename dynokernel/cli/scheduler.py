@@ -24,10 +24,6 @@ def _last(job: dict) -> str:
     return f"{run['scheduled_at']} {run['state']}{code}"
 
 
-def list_spec(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="output in json format")
-
-
 def list_cmd(args) -> int:
     app = _commands()._app(args)
     jobs = app.client.request("GET", f"{app.path}/scheduler/jobs")
@@ -90,7 +86,7 @@ def run_now_cmd(args) -> int:
 
 def runs_spec(parser: argparse.ArgumentParser) -> None:
     id_spec(parser)
-    list_spec(parser)
+    fmt.json_flag(parser)
 
 
 def runs_cmd(args) -> int:
@@ -106,8 +102,8 @@ def runs_cmd(args) -> int:
 
 
 SCHEDULER_COMMANDS = {
-    "scheduler": (list_spec, list_cmd, True),
-    "scheduler:list": (list_spec, list_cmd, True),
+    "scheduler": (fmt.json_flag, list_cmd, True),
+    "scheduler:list": (fmt.json_flag, list_cmd, True),
     "scheduler:add": (add_spec, add_cmd, True),
     "scheduler:remove": (id_spec, remove_cmd, True),
     "scheduler:run-now": (id_spec, run_now_cmd, True),
