@@ -168,3 +168,16 @@ def test_release_phase_gates_the_release(manifold, tmp_path):
     wait_for(lambda: "app[worker.1]: on v4" in logs(app), message="the worker restarted on v4")
     assert "Release v4 succeeded" in logs(app)
     assert app.dyno("ps:scale", "worker=0").returncode == 0
+
+
+def test_formation_dynos_are_cycled(tmp_path):
+    manifold = start_manifold(tmp_path / "home", {"DYNO_CYCLE_INTERVAL": "1"})
+    try:
+        app = manifold.new_app(tmp_path, files=PROCFILE)
+        assert app.dyno("ps:scale", "worker=1").returncode == 0
+        wait_for(lambda: logs(app).count("heroku[worker.1]: Starting process") >= 2, message="a cycled worker.1")
+        text = logs(app)
+        assert "heroku[worker.1]: Cycling" in text and "heroku[worker.1]: State changed from up to crashed" not in text
+        states_become(app, {"worker.1": "up"})
+    finally:
+        manifold.stop()

@@ -150,7 +150,11 @@ def ps_cmd(args) -> int:
         for dyno_type in args.types:
             if not any(d["type"] == dyno_type for d in dynos):
                 raise PlatformError(f"No {dyno_type} dynos on {fmt.app_label(app.name)}")
-    print(fmt.as_json(dynos) if args.json else fmt.ps_text(app.name, dynos))
+    if args.json:
+        print(fmt.as_json(dynos))
+        return 0
+    web_url = app.info().get("web_url") if any(d["type"] == "web" for d in dynos) else None
+    print(fmt.ps_text(app.name, dynos, web_url))
     return 0
 
 
