@@ -116,6 +116,8 @@ def table(columns: list[str], rows: list[list[str]]) -> str:
 
 def _plain_table(widths: list[int], columns: list[str], rows: list[list[str]]) -> str:
     def line(cells: list[str]) -> str:
+        if not any(cells):  # an empty row: the Heroku CLI pads every column but the first (seen in `addons`)
+            return "  " + "".join(" " * (w + 2) for w in widths[1:])
         return "".join(" " + cell.ljust(widths[i] + 1) for i, cell in enumerate(cells))
 
     rule = "-" * sum(w + 2 for w in widths)

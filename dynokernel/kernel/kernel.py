@@ -144,7 +144,8 @@ class DynoKernel(Kernel):
         try:
             result = await asyncio.to_thread(session.run_cell, code, self._stream,
                                              self._input if allow_stdin else None, allow_stdin=allow_stdin,
-                                             on_stderr=self._stream_stderr, on_display=self._display_data)
+                                             on_stderr=self._stream_stderr, on_display=self._display_data,
+                                             interrupted=self._interrupted)
         except ReplDied as exc:
             self._stream(f"{self._why_ended()} The next cell starts a new dyno.\n", "stderr")
             self.dyno = self._new_dyno()

@@ -253,8 +253,12 @@ class ReplSession:
     def run_cell(self, code: str, on_output: OutputCallback,
                  on_input_request: Optional[InputCallback] = None, allow_stdin: bool = True,
                  timeout: Optional[float] = None, on_stderr: Optional[OutputCallback] = None,
-                 on_display: Optional[DisplayCallback] = None) -> CellResult:
+                 on_display: Optional[DisplayCallback] = None,
+                 interrupted: Optional[threading.Event] = None) -> CellResult:
         """Run ``code`` as one cell; stream its output to ``on_output``; return how it ended.
+
+        ``interrupted``: an event the caller sets to interrupt; set before the cell reaches the REPL
+        (an interrupt racing the cell's start), the cell is interrupted as soon as it is sent.
 
         What the REPL marks as standard error goes to ``on_stderr`` (default: ``on_output``), rich
         output (a MIME bundle: ``{"data": {...}, "metadata": {}}``) to ``on_display``.
@@ -273,7 +277,7 @@ class ReplSession:
         allow = allow_stdin and on_input_request is not None
         return self._execute(lambda nonce: self.profile.cell_lines(code, nonce, allow), on_output,
                              on_input_request if allow else None, allow, timeout, heuristics=True,
-                             on_stderr=on_stderr, on_display=on_display)
+                             on_stderr=on_stderr, on_display=on_display, interrupted=interrupted)
 
     def complete(self, code: str, cursor_pos: Optional[int] = None, timeout: float = 5.0) -> Completions:
         """Completions of the word before the cursor, asked of the REPL without side effects."""
@@ -302,7 +306,8 @@ class ReplSession:
     def _execute(self, make_lines: Callable[[str], str], on_output: OutputCallback,
                  on_input: Optional[InputCallback], allow_stdin: bool, timeout: Optional[float],
                  heuristics: bool, on_stderr: Optional[OutputCallback] = None,
-                 on_display: Optional[DisplayCallback] = None) -> CellResult:
+                 on_display: Optional[DisplayCallback] = None,
+                 interrupted: Optional[threading.Event] = None) -> CellResult:
         if self._dead:
             raise ReplDied(f"the {self.profile.name} session has ended ({self._dead})")
         if not self.started:
@@ -311,7 +316,7 @@ class ReplSession:
             raise ReplBusy(f"a cell is already running in this {self.profile.name} session")
         try:
             cell = self._run_one(make_lines, on_output, on_input, allow_stdin, timeout, heuristics,
-                                 on_stderr, on_display)
+                                 on_stderr, on_display, interrupted)
             if (cell.alt_handled or cell.keys_sent > 1) and self.profile.tty_reset:
                 reset = self.profile.tty_reset
                 self._run_one(lambda n: self.profile.cell_lines(reset, n, False),
@@ -323,7 +328,8 @@ class ReplSession:
     def _run_one(self, make_lines: Callable[[str], str], on_output: OutputCallback,
                  on_input: Optional[InputCallback], allow_stdin: bool, timeout: Optional[float],
                  heuristics: bool, on_stderr: Optional[OutputCallback] = None,
-                 on_display: Optional[DisplayCallback] = None) -> _Cell:
+                 on_display: Optional[DisplayCallback] = None,
+                 interrupted: Optional[threading.Event] = None) -> _Cell:
         nonce = secrets.token_hex(6)
         hold = self.input_quiet + 0.1 if heuristics and on_input is not None else 0.0
         batcher = Batcher(on_output, clock=self._clock,
@@ -334,6 +340,8 @@ class ReplSession:
         self._cell = cell
         try:
             self._send("\x15" + make_lines(nonce), pump=True)
+            if interrupted is not None and interrupted.is_set():
+                self.interrupt()  # it came while the cell was on its way
             self._pump(cell)
         except pexpect.EOF:
             self._dead = "end of file"
