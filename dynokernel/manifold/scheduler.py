@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS scheduler_runs (
 CREATE INDEX IF NOT EXISTS scheduler_runs_job ON scheduler_runs (job_id, id);
 """
 USER = "scheduler@addons.heroku.com"
-EVERY = {"10m": 600, "1h": 3600, "1d": 86400}
+EVERY = ("10m", "1h", "1d")  # Heroku Scheduler's choices
 OVERLAP = ("allow", "forbid", "replace")
 CATCH_UP = ("skip", "once")
 
