@@ -81,9 +81,10 @@ class Formation:
 
     def web_backends(self, app_id: str) -> list[tuple[str, int]]:
         """(name, port) of the app's web dynos that are up: what the router sends requests to."""
-        return sorted((d.name, d.record["port"]) for d in list(self.supervisor.running.values())
-                      if d.formation and d.app_id == app_id and d.record["type"] == "web"
-                      and d.record["state"] == "up" and not d.stopping)
+        up = [(d.name, d.record["port"]) for d in list(self.supervisor.running.values())
+              if d.formation and d.app_id == app_id and d.record["type"] == "web"
+              and d.record["state"] == "up" and not d.stopping]
+        return sorted(up, key=lambda backend: int(backend[0].rsplit(".", 1)[1]))  # web.2 before web.10
 
     def web_crashed(self, app_id: str) -> bool:
         return any(r["type"] == "web" and r["state"] == "crashed" for r in self.store.live_dynos(app_id))
