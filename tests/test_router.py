@@ -172,7 +172,9 @@ def test_the_sample_app_served_through_the_router(manifold, tmp_path):
     answers = {request(port)[1] for _ in range(4)}
     assert answers == {"Hello from web.1\n", "Hello from web.2\n"}
     wait_for(lambda: "app[worker.1]: worker: tick 1" in app.dyno("logs", "-n", "200").stdout, message="the worker")
-    text = app.dyno("ps").stdout
+    shown = app.dyno("ps")
+    text = shown.stdout
     assert "=== web (Basic): python3 web.py (2)" in text and "=== worker (Basic): python3 worker.py (1)" in text
-    assert f"web.2: up " in text and f"\nWeb URL: http://127.0.0.1:{port}/\n" in text
+    assert "web.2: up " in text and "Web URL" not in text  # stdout is what `heroku ps` prints
+    assert shown.stderr == f"Web URL: http://127.0.0.1:{port}/\n"
     assert app.dyno("ps:scale", "web=0", "worker=0").returncode == 0

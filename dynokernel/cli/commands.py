@@ -153,8 +153,10 @@ def ps_cmd(args) -> int:
     if args.json:
         print(fmt.as_json(dynos))
         return 0
+    print(fmt.ps_text(app.name, dynos))
     web_url = app.info().get("web_url") if any(d["type"] == "web" for d in dynos) else None
-    print(fmt.ps_text(app.name, dynos, web_url))
+    if web_url:  # on stderr: stdout stays what `heroku ps` prints, for scripts that parse it
+        _err(f"Web URL: {web_url}")
     return 0
 
 

@@ -125,9 +125,8 @@ def _plain_table(widths: list[int], columns: list[str], rows: list[list[str]]) -
 
 
 # ps -----------------------------------------------------------------------------
-def ps_text(app: str, dynos: list[dict], web_url: str | None = None) -> str:
-    """`heroku ps`: one-off dynos first (by number), then the others grouped by command; with the
-    router's address (`web_url`) after the web dynos, where the manifold routes to them."""
+def ps_text(app: str, dynos: list[dict]) -> str:
+    """`heroku ps`: one-off dynos first (by number), then the others grouped by command."""
     if not dynos:
         return f"No dynos on {app_label(app)}"
     dynos = sorted(dynos, key=lambda d: d["name"])
@@ -145,8 +144,6 @@ def ps_text(app: str, dynos: list[dict], web_url: str | None = None) -> str:
         members = sorted((d for d in dynos if d["command"] == command), key=_dyno_number)
         first = members[0]
         lines = [f"{d['name']}: {d['state']} {ago(d['updated_at'])}" for d in members]
-        if first["type"] == "web" and web_url:
-            lines.append(f"Web URL: {web_url}")
         blocks.append(header(f"{first['type']} ({first.get('size') or '1X'}): {command} ({len(members)})")
                       + "\n".join(lines) + "\n")
     return "\n".join(blocks)
