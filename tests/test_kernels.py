@@ -503,13 +503,6 @@ def test_seq_million_with_a_raised_budget_reaches_a_client_whole():
         kernel.close()
 
 
-def _free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_seq_million_through_a_real_jupyter_server_loses_nothing():
     """Stock Jupyter Server (IOPub rate limits on), a websocket client, the default budget: every line
     is in the cell or in the spill file the cell names."""
@@ -520,17 +513,19 @@ def test_seq_million_through_a_real_jupyter_server_loses_nothing():
     from tornado import ioloop, websocket
     from tornado.httpclient import HTTPClient
 
-    token, port = uuid.uuid4().hex, _free_port()
+    token = uuid.uuid4().hex
     base = _TMP / "server"
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(base / "config"), "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
            "JUPYTER_DATA_DIR": str(base / "data")}
-    server = subprocess.Popen([sys.executable, "-m", "jupyter_server", "--ip=127.0.0.1", f"--port={port}",
-                               "--port-retries=0", f"--IdentityProvider.token={token}", "--no-browser",
+    server = subprocess.Popen([sys.executable, "-m", "jupyter_server", "--ip=127.0.0.1", "--port=0",
+                               f"--IdentityProvider.token={token}", "--no-browser",
                                f"--ServerApp.root_dir={_TMP}", "--allow-root"],
                               env=env, stderr=subprocess.PIPE, text=True)
     try:
-        for line in server.stderr:  # the server says when it listens
-            if f"http://127.0.0.1:{port}/" in line:
+        for line in server.stderr:  # the server says where it listens (port 0: no race for a free port)
+            listening = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+            if listening:
+                port = int(listening.group(1))
                 break
         else:
             raise AssertionError("jupyter server did not start")
